@@ -1,0 +1,7 @@
+"""`python -m judge_engine` runs the command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
