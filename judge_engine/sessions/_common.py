@@ -1,0 +1,188 @@
+"""Small helpers the adapters share: JSON text, timestamps, ids and models."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from .model import BadRow, Message
+
+#: Row columns never copied into session metadata (they are the conversation itself).
+BULKY_COLUMNS = frozenset(
+    {
+        "spans",
+        "spans_json",
+        "llm_steps",
+        "llm_steps_json",
+        "conversations",
+        "messages",
+        "tools",
+        "prompt",
+    }
+)
+
+
+def json_text(value: Any) -> str:
+    """Render a value as JSON text; strings pass through unchanged."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "{}"
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return str(value)
+
+
+def text_of(value: Any) -> str:
+    """Readable text of a content value: a string, a list of text blocks, or anything JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(b, Mapping) for b in value):
+        texts = []
+        for block in value:
+            text = block.get("text", block.get("content"))
+            if not isinstance(text, str):
+                return json_text(value)
+            texts.append(text)
+        return "\n".join(texts)
+    return json_text(value)
+
+
+def load_json(value: Any, column: str, session_id: str | None = None) -> Any:
+    """A column that may hold JSON text or the already-parsed value."""
+    if isinstance(value, (str, bytes)):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise BadRow(
+                "malformed_row", f"column {column!r} is not valid JSON: {exc}", session_id
+            ) from None
+    return value
+
+
+def row_id(row: Mapping[str, Any], *columns: str) -> str:
+    """The row's own id from the first non-empty column, as a string."""
+    for column in columns:
+        value = row.get(column)
+        if value is not None and not isinstance(value, (dict, list)):
+            text = str(value).strip()
+            if text:
+                return text
+    raise BadRow("missing_id", f"no id in column(s) {', '.join(columns)}")
+
+
+def parse_time(value: Any) -> float | None:
+    """Seconds since the epoch from an ISO string or a number (s, ms, us or ns)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+        if not math.isfinite(number):
+            return None
+        # Epoch values this large are finer than seconds: scale to seconds.
+        while abs(number) > 1e11:
+            number /= 1000.0
+        return number
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python 3.10 reads at most 6 fractional digits; OTel exporters write 9.
+    dot = text.find(".")
+    if dot != -1:
+        end = dot + 1
+        while end < len(text) and text[end].isdigit():
+            end += 1
+        text = text[: dot + 1] + text[dot + 1 : end][:6].ljust(6, "0") + text[end:]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def model_names(value: Any) -> list[str]:
+    """Model names from a column holding a string, a JSON list, a list or a comma list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return model_names(orjson.loads(text))
+            except orjson.JSONDecodeError:
+                pass
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        names: list[str] = []
+        for item in value:
+            names.extend(model_names(item))
+        return names
+    return [str(value)]
+
+
+def unique(items: Iterable[str]) -> tuple[str, ...]:
+    """Items in first-seen order without repeats or blanks."""
+    seen: dict[str, None] = {}
+    for item in items:
+        if item and item not in seen:
+            seen[item] = None
+    return tuple(seen)
+
+
+def scalar_columns(row: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[str, Any]:
+    """The row's own columns worth carrying as metadata: everything but the bulky ones."""
+    skipped = BULKY_COLUMNS.union(skip)
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in skipped:
+            continue
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[str(key)] = value
+        elif isinstance(value, datetime):
+            out[str(key)] = value.isoformat()
+        elif isinstance(value, (list, dict)) and len(json_text(value)) <= 2000:
+            out[str(key)] = value
+    return out
+
+
+def first_user_text(messages: Iterable[Message]) -> str:
+    for message in messages:
+        if message.role == "user" and message.content.strip():
+            return message.content
+    return ""
+
+
+def optional_str(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None

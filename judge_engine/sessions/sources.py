@@ -1,0 +1,236 @@
+"""Where rows come from: local files, folders, globs, stdin and the Hugging Face Hub.
+
+In: source specs as the user typed them. Out: `RawRow`s (a decoded JSON object or
+Parquet row, with its source and 0-based row index) and `Rejection`s for rows that
+do not even decode. Nothing is materialized whole: JSONL is read a line at a time,
+Parquet a few rows at a time, the hub through `datasets`' streaming mode.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import socket
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from ..redact import redact_text
+from .model import Rejection
+
+#: File endings read as sources when a folder or glob is given.
+SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+#: Rows per Parquet batch: rows reach tens of MB, so few at a time.
+_PARQUET_BATCH = 8
+_HUB_PREFIX = "hf://"
+
+
+class SourceError(Exception):
+    """A source that cannot be read at all: a missing file, an unreachable hub."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    source: str
+    row: int
+    data: Mapping[str, Any]
+    #: The hub config the row came from (Hermes uses it as the agent model).
+    hub_config: str | None = None
+
+
+def expand(specs: Sequence[str]) -> list[str]:
+    """Resolve folders and globs to files; check that every source exists."""
+    out: list[str] = []
+    for spec in specs:
+        if spec == "-" or spec.startswith(_HUB_PREFIX):
+            out.append(spec)
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(
+                str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)
+            )
+            if not found:
+                raise SourceError(f"folder {spec} holds no {', '.join(SUFFIXES)} files")
+            out.extend(found)
+        elif path.is_file():
+            out.append(spec)
+        elif glob.has_magic(spec):
+            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise SourceError(f"no file matches {spec}")
+            out.extend(found)
+        else:
+            raise SourceError(f"no such file or folder: {spec}")
+    return out
+
+
+def iter_rows(spec: str) -> Iterator[RawRow | Rejection]:
+    """Every row of one expanded source, in order."""
+    if spec.startswith(_HUB_PREFIX):
+        yield from _hub_rows(spec)
+    elif spec == "-":
+        yield from _jsonl_rows(sys.stdin.buffer, "-")
+    elif spec.endswith(".parquet"):
+        yield from _parquet_rows(spec)
+    elif spec.endswith(".json"):
+        yield from _json_rows(spec)
+    else:
+        with open(spec, "rb") as handle:
+            yield from _jsonl_rows(handle, spec)
+
+
+def count_rows(spec: str) -> int | None:
+    """The number of rows a source holds when that is cheap to know, else None."""
+    try:
+        if spec.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(spec).metadata.num_rows)
+        if spec in ("-",) or spec.startswith(_HUB_PREFIX) or spec.endswith(".json"):
+            return None
+        lines = 0
+        last = b"\n"
+        with open(spec, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        return lines + (0 if last == b"\n" else 1)
+    except OSError:
+        return None
+
+
+def _decode(line: bytes, source: str, row: int) -> RawRow | Rejection:
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return Rejection(source, row, "invalid_utf8", f"byte {bad.start} is not UTF-8")
+        return Rejection(source, row, "invalid_json", str(exc))
+    if not isinstance(data, dict):
+        return Rejection(
+            source, row, "unknown_schema", f"row is a JSON {type(data).__name__}, not an object"
+        )
+    return RawRow(source, row, data)
+
+
+def _jsonl_rows(handle: IO[bytes], source: str) -> Iterator[RawRow | Rejection]:
+    for row, line in enumerate(handle):
+        if line.strip():
+            yield _decode(line, source, row)
+
+
+def _json_rows(path: str) -> Iterator[RawRow | Rejection]:
+    """A .json file: one array of rows, one object, or (as on the hub) JSON lines."""
+    data = Path(path).read_bytes()
+    try:
+        whole = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        whole = None
+    if isinstance(whole, list):
+        for row, item in enumerate(whole):
+            if isinstance(item, dict):
+                yield RawRow(path, row, item)
+            else:
+                yield Rejection(
+                    path,
+                    row,
+                    "unknown_schema",
+                    f"row is a JSON {type(item).__name__}, not an object",
+                )
+    elif isinstance(whole, dict):
+        yield RawRow(path, 0, whole)
+    else:
+        for row, line in enumerate(data.splitlines()):
+            if line.strip():
+                yield _decode(line, path, row)
+
+
+def _parquet_rows(path: str) -> Iterator[RawRow | Rejection]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        # pre_buffer (on by default) keeps every column chunk read so far: memory
+        # grows with the file. Without it memory stays flat, whatever the file's size.
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        row = 0
+        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
+            for item in batch.to_pylist():
+                yield RawRow(path, row, item)
+                row += 1
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"cannot read Parquet file {path}: {exc}") from None
+
+
+def parse_hub_spec(spec: str) -> tuple[str, str | None, str, str | None]:
+    """`hf://OWNER/NAME?config=C&split=S&revision=R` -> (name, config, split, revision)."""
+    parts = urlsplit(spec)
+    name = (parts.netloc + parts.path).strip("/")
+    if name.count("/") != 1 or not all(name.split("/")):
+        raise SourceError(f"hub source must look like hf://OWNER/NAME, not {spec}")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(query) - {"config", "split", "revision"}
+    if unknown:
+        raise SourceError(f"unknown option(s) {', '.join(sorted(unknown))} in {spec}")
+    return name, query.get("config"), query.get("split", "train"), query.get("revision")
+
+
+def _hub_rows(spec: str) -> Iterator[RawRow | Rejection]:
+    name, config, split, revision = parse_hub_spec(spec)
+    offline = _go_offline_if_unreachable()
+    try:
+        import datasets
+
+        stream = datasets.load_dataset(name, config, split=split, streaming=True, revision=revision)
+        iterator = iter(stream)
+        row = 0
+        while True:
+            item = next(iterator, None)
+            if item is None:
+                return
+            yield RawRow(spec, row, item, hub_config=config)
+            row += 1
+    except Exception as exc:
+        reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        where = "the Hugging Face Hub is unreachable (offline mode)" if offline else "hub error"
+        raise SourceError(
+            f"cannot stream {name} (config={config}, split={split}): {where}: "
+            f"{type(exc).__name__}: {reason[:300]}"
+        ) from None
+
+
+def _go_offline_if_unreachable(timeout: float = 3.0) -> bool:
+    """Switch the hub client to offline mode when its endpoint can't be reached.
+
+    Without this, `datasets` retries for about 20 s before failing; with the switch
+    set it fails at once (or reads from the local cache). Returns whether offline.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return True
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme != "http" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return False
+    except OSError:
+        pass
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    # The libraries read the variable when imported; set their flags too in case
+    # they already were.
+    for module, attribute in (
+        ("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+        ("datasets.config", "HF_HUB_OFFLINE"),
+    ):
+        loaded = sys.modules.get(module)
+        if loaded is not None and hasattr(loaded, attribute):
+            setattr(loaded, attribute, True)
+    return True
