@@ -1,0 +1,334 @@
+"""One OpenAI-compatible chat-completions endpoint, behind its limits.
+
+In: a request body (JSON bytes) and its estimated tokens. Out: a `Reply` (status 200
+with a JSON object), or a `GatewayError` saying whether asking again may help.
+
+One pooled aiohttp session serves the endpoint. Every request first waits out any
+pause the server asked for, then the rpm pacer, the tpm window and the in-flight cap.
+A 429 slows everyone down (the cap halves, and a retry hint pauses all requests);
+successes grow the cap back. The API key goes only into the Authorization header:
+every message that leaves this module is scrubbed of it and of credential shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import anyio
+import orjson
+from yarl import URL
+
+from ..redact import redact_text
+from .hints import RateInfo, rate_info, retry_after
+from .limits import AdaptiveLimit, RequestPacer, TokenWindow
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: Status codes worth asking again; other 4xx are permanent for the request.
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+_MAX_BODY = 16 * 1024 * 1024
+
+
+class GatewayError(Exception):
+    """A request that did not produce a usable reply."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        #: auth, rate_limited, server_error, timeout, connection, bad_response, client_error
+        self.kind = kind
+        self.status = status
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+    def describe(self) -> str:
+        status = f" {self.status}" if self.status is not None else ""
+        return f"{self.kind}{status}: {self}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    data: dict[str, Any]
+    latency_ms: float
+    rate: RateInfo
+
+
+@dataclass(slots=True)
+class GatewayStats:
+    """Counters the progress bar and the summary read."""
+
+    sent: int = 0
+    ok: int = 0
+    throttled: int = 0
+    server_errors: int = 0
+    timeouts: int = 0
+    connection_errors: int = 0
+    other_errors: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+def endpoint_url(base_url: str) -> tuple[URL, aiohttp.BasicAuth | None]:
+    """The chat-completions URL for a base URL, and credentials it carried, if any."""
+    url = URL(base_url.strip())
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base URL must be http(s)://host/..., not {safe_url(base_url)}")
+    auth = None
+    if url.user is not None:
+        auth = aiohttp.BasicAuth(url.user, url.password or "")
+        url = url.with_user(None).with_password(None)
+    path = url.path.rstrip("/")
+    if not path.endswith("/chat/completions"):
+        path += "/chat/completions"
+    return url.with_path(path), auth
+
+
+def safe_url(base_url: str) -> str:
+    """A URL fit to print: no credentials, no query."""
+    try:
+        url = URL(base_url)
+        return str(url.with_user(None).with_password(None).with_query(None))
+    except (ValueError, TypeError):
+        return "(unparseable URL)"
+
+
+class Gateway:
+    """An OpenAI-compatible endpoint with its pacer, token window and in-flight cap."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout_s: float = 120.0,
+        concurrency: int = 64,
+        rpm: float | None = None,
+        tpm: int | None = None,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url, self._basic_auth = endpoint_url(base_url)
+        if self._basic_auth is not None and api_key:
+            raise ValueError(
+                "the base URL carries credentials and an API key is set too: use one of them"
+            )
+        self.printable_url = safe_url(base_url)
+        self._api_key = api_key or ""
+        self._timeout_s = timeout_s
+        self.pacer = RequestPacer(rpm)
+        self.user_tpm = tpm
+        self.tokens: TokenWindow | None = TokenWindow(tpm) if tpm else None
+        self.limit = AdaptiveLimit(concurrency)
+        self.stats = GatewayStats()
+        self._pause_until = 0.0
+        self._backoff = (backoff_base_s, backoff_cap_s)
+        self._rng = rng or random.Random()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Gateway:
+        headers = {"Content-Type": "application/json", "User-Agent": "judge-engine"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=self.limit.maximum, limit_per_host=self.limit.maximum, ttl_dns_cache=300
+            ),
+            headers=headers,
+            auth=self._basic_auth,
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def in_flight(self) -> int:
+        return self.limit.in_flight
+
+    def scrub(self, text: str) -> str:
+        """A server's or library's message, fit to store and print."""
+        if self._api_key:
+            text = text.replace(self._api_key, "[REDACTED]")
+        return redact_text(text)
+
+    async def _wait_for_pause(self) -> None:
+        # A loop, not an event: another 429 may push the deadline further while we sleep.
+        while (delay := self._pause_until - time.monotonic()) > 0:  # noqa: ASYNC110
+            await anyio.sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for `seconds` (a server's retry hint applies to all)."""
+        self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+
+    def backoff(self, attempt: int, hint_s: float | None) -> float:
+        """Seconds to wait before attempt `attempt` (1 = first retry): the server's hint,
+        else exponential with full jitter."""
+        if hint_s is not None:
+            return hint_s * (1.0 + 0.1 * self._rng.random())
+        base, cap = self._backoff
+        ceiling = min(cap, base * 2.0 ** (attempt - 1))
+        return ceiling * (0.5 + 0.5 * self._rng.random())
+
+    async def send(self, body: bytes, estimated_tokens: int) -> Reply:
+        """One request: wait for the limits, POST, classify the answer."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("use the gateway inside 'async with'")
+        await self._wait_for_pause()
+        await self.pacer.wait()
+        entry = await self.tokens.acquire(estimated_tokens) if self.tokens else None
+        await self.limit.acquire()
+        try:
+            await self._wait_for_pause()
+            self.stats.sent += 1
+            started = time.monotonic()
+            try:
+                async with session.post(self.url, data=body) as response:
+                    if (response.content_length or 0) > _MAX_BODY:
+                        raise GatewayError(
+                            "bad_response",
+                            "reply too large",
+                            status=response.status,
+                            retryable=False,
+                        )
+                    raw = await response.read()
+                    status = response.status
+                    headers: Mapping[str, str] = response.headers
+            except (asyncio.TimeoutError, TimeoutError):
+                self.stats.timeouts += 1
+                raise GatewayError(
+                    "timeout", f"no reply within {self._timeout_s:g} s", retryable=True
+                ) from None
+            except aiohttp.ClientError as exc:
+                self.stats.connection_errors += 1
+                raise GatewayError(
+                    "connection", self.scrub(f"{type(exc).__name__}: {exc}"), retryable=True
+                ) from None
+            latency_ms = (time.monotonic() - started) * 1000
+        finally:
+            await self.limit.release()
+        self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+        rate = rate_info(headers)
+        self._follow(rate)
+        if status == 200:
+            return self._accept(raw, rate, latency_ms, entry)
+        if self.tokens is not None and entry is not None:
+            self.tokens.settle(entry, 0)  # refused requests use no tokens
+        self._refuse(status, headers, raw)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _follow(self, rate: RateInfo) -> None:
+        """Adopt the limits the server announces; pause when its budget is spent."""
+        if rate.limit_requests:
+            self.pacer.adopt(rate.limit_requests)
+        if (
+            rate.limit_tokens
+            and self.user_tpm is None
+            and (self.tokens is None or self.tokens.limit != rate.limit_tokens)
+        ):
+            self.tokens = TokenWindow(rate.limit_tokens)
+        if rate.remaining_requests == 0 and rate.reset_requests_s:
+            self.pause(rate.reset_requests_s)
+        if rate.remaining_tokens == 0 and rate.reset_tokens_s:
+            self.pause(rate.reset_tokens_s)
+
+    def _accept(self, raw: bytes, rate: RateInfo, latency_ms: float, entry: Any) -> Reply:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self.stats.other_errors += 1
+            snippet = self.scrub(raw[:120].decode("utf-8", "replace"))
+            kind = "empty body" if not raw.strip() else f"not JSON: {snippet!r}"
+            raise GatewayError("bad_response", kind, status=200, retryable=True) from None
+        if not isinstance(data, dict):
+            self.stats.other_errors += 1
+            raise GatewayError(
+                "bad_response", "reply is not a JSON object", status=200, retryable=True
+            )
+        usage = data.get("usage")
+        if self.tokens is not None and entry is not None and isinstance(usage, dict):
+            total = usage.get("total_tokens")
+            if isinstance(total, int) and total >= 0:
+                self.tokens.settle(entry, total)
+        self.stats.ok += 1
+        self.limit.succeeded()
+        return Reply(200, data, latency_ms, rate)
+
+    def _refuse(self, status: int, headers: Mapping[str, str], raw: bytes) -> None:
+        text = raw[:2000].decode("utf-8", "replace")
+        message = _error_message(text)
+        hint = retry_after(headers, text)
+        if status == 401:
+            self.stats.other_errors += 1
+            raise GatewayError(
+                "auth", self.scrub(message or "unauthorized"), status=status, retryable=False
+            )
+        if status == 429:
+            self.stats.throttled += 1
+            self.limit.throttled()
+            # A hint applies to everyone; without one, everyone still backs off a little.
+            self.pause(hint if hint is not None else 0.5 + self._rng.random())
+            raise GatewayError(
+                "rate_limited",
+                self.scrub(message or "too many requests"),
+                status=status,
+                retryable=True,
+                retry_after_s=hint,
+            )
+        if status >= 500 or status in RETRYABLE_STATUS:
+            self.stats.server_errors += 1
+            raise GatewayError(
+                "server_error",
+                self.scrub(message or f"HTTP {status}"),
+                status=status,
+                retryable=True,
+                retry_after_s=hint,
+            )
+        self.stats.other_errors += 1
+        raise GatewayError(
+            "client_error",
+            self.scrub(message or f"HTTP {status}"),
+            status=status,
+            retryable=False,
+        )
+
+
+def _error_message(text: str) -> str:
+    """The message of an OpenAI-style error body, else the start of the body."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return " ".join(text.split())[:300]
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("type") or ""
+            kind = error.get("type")
+            text = f"{message}" if not kind or kind == message else f"{kind}: {message}"
+            return " ".join(str(text).split())[:300]
+        if isinstance(error, str):
+            return error[:300]
+    return " ".join(text.split())[:300]

@@ -1,0 +1,154 @@
+"""Limits on what is sent: requests per minute, tokens per minute, requests in flight.
+
+In: the user's `--rpm`, `--tpm` and `--concurrency`, and what the server's replies say.
+Out: three awaitable gates a request passes before it is sent.
+
+- `RequestPacer` spaces requests evenly at the rpm (aiolimiter's leaky bucket with a
+  capacity of one), so no 60-second window ever holds more than rpm requests. With no
+  `--rpm` it adopts the limit the server announces.
+- `TokenWindow` admits a request when the tokens of the last 60 seconds plus its
+  estimate fit the tpm, and settles the estimate with the reply's `usage` afterwards
+  (aiolimiter cannot give back an over-estimate).
+- `AdaptiveLimit` caps requests in flight; a 429 halves the cap for everyone, and
+  successes grow it back by about one per cap's worth of replies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import anyio
+from aiolimiter import AsyncLimiter
+
+#: Pace a little under the limit: arrival jitter at the server must not tip a window over.
+_MARGIN = 0.995
+_WINDOW_S = 60.0
+
+
+class RequestPacer:
+    """At most `rpm` request starts in any 60-second window, spaced evenly."""
+
+    def __init__(self, rpm: float | None) -> None:
+        self.user_rpm = rpm
+        self.rpm: float | None = None
+        self._limiter: AsyncLimiter | None = None
+        if rpm is not None:
+            self._set(rpm)
+
+    def _set(self, rpm: float) -> None:
+        self.rpm = rpm
+        self._limiter = AsyncLimiter(1, 60.0 / (rpm * _MARGIN))
+
+    def adopt(self, server_rpm: int) -> None:
+        """Follow the limit the server announces, unless the user set a lower one."""
+        if server_rpm <= 0 or server_rpm == self.rpm:
+            return
+        if self.user_rpm is not None and self.user_rpm <= server_rpm:
+            return
+        self._set(float(server_rpm))
+
+    async def wait(self) -> None:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+
+
+@dataclass(slots=True)
+class _Entry:
+    at: float
+    tokens: int
+    #: Still inside the window (counted in the total).
+    live: bool = True
+
+
+class TokenWindow:
+    """Tokens per minute over a sliding 60-second window, estimates settled later."""
+
+    def __init__(self, tpm: int) -> None:
+        self.limit = tpm
+        self._entries: deque[_Entry] = deque()
+        self._total = 0
+        self._freed = anyio.Event()
+
+    def _expire(self, now: float) -> None:
+        while self._entries and now - self._entries[0].at >= _WINDOW_S:
+            old = self._entries.popleft()
+            old.live = False
+            self._total -= old.tokens
+
+    async def acquire(self, tokens: int) -> _Entry:
+        """Wait until `tokens` more fit in the window, then count them in."""
+        if tokens > self.limit:
+            raise ValueError(f"one request needs {tokens:,} tokens, more than --tpm {self.limit:,}")
+        while True:
+            now = time.monotonic()
+            self._expire(now)
+            if self._total + tokens <= self.limit:
+                entry = _Entry(now, tokens)
+                self._entries.append(entry)
+                self._total += tokens
+                return entry
+            # Wake when enough old entries leave the window, or when a settle frees some.
+            needed = self._total + tokens - self.limit
+            wait = _WINDOW_S
+            freed = 0
+            for old in self._entries:
+                freed += old.tokens
+                if freed >= needed:
+                    wait = max(0.0, _WINDOW_S - (now - old.at)) + 0.001
+                    break
+            freed_event = self._freed
+            with anyio.move_on_after(wait):
+                await freed_event.wait()
+
+    def settle(self, entry: _Entry, tokens: int) -> None:
+        """Replace an estimate by the tokens the reply says were used."""
+        delta = tokens - entry.tokens
+        entry.tokens = tokens
+        if entry.live:
+            self._total += delta
+        if delta < 0:
+            self._freed.set()
+            self._freed = anyio.Event()
+
+    @property
+    def used(self) -> int:
+        self._expire(time.monotonic())
+        return self._total
+
+
+class AdaptiveLimit:
+    """A cap on requests in flight that halves on 429s and grows back on successes."""
+
+    def __init__(self, maximum: int, cooldown_s: float = 2.0) -> None:
+        self.maximum = maximum
+        self.limit = float(maximum)
+        self.in_flight = 0
+        self._cooldown_s = cooldown_s
+        self._last_cut = -1e9
+        self._condition = anyio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._condition:
+            while self.in_flight >= max(1, int(self.limit)):
+                await self._condition.wait()
+            self.in_flight += 1
+
+    async def release(self) -> None:
+        async with self._condition:
+            self.in_flight -= 1
+            free = max(1, int(self.limit)) - self.in_flight
+            if free > 0:
+                self._condition.notify(free)
+
+    def throttled(self) -> None:
+        """A 429: halve the cap, at most once per cooldown (one burst is one signal)."""
+        now = time.monotonic()
+        if now - self._last_cut >= self._cooldown_s:
+            self.limit = max(1.0, self.limit / 2)
+            self._last_cut = now
+
+    def succeeded(self) -> None:
+        if self.limit < self.maximum:
+            self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)

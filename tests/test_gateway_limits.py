@@ -1,0 +1,76 @@
+"""The limits' behaviour: token window admission and settling, the adaptive cap."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from judge_engine.gateway.limits import AdaptiveLimit, RequestPacer, TokenWindow
+
+
+async def test_token_window_blocks_when_full_and_settling_frees_room() -> None:
+    window = TokenWindow(1000)
+    first = await window.acquire(600)
+    await window.acquire(300)
+    assert window.used == 900
+    admitted = anyio.Event()
+
+    async def late() -> None:
+        await window.acquire(400)
+        admitted.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(late)
+        await anyio.sleep(0.05)
+        assert not admitted.is_set()  # 900 + 400 > 1000: it waits
+        window.settle(first, 100)  # the reply used far fewer tokens than estimated
+        with anyio.fail_after(5):
+            await admitted.wait()
+    assert window.used == 100 + 300 + 400
+
+
+async def test_token_window_refuses_a_request_larger_than_the_limit() -> None:
+    with pytest.raises(ValueError, match="more than --tpm"):
+        await TokenWindow(100).acquire(101)
+
+
+async def test_adaptive_limit_halves_on_429_and_grows_back() -> None:
+    limit = AdaptiveLimit(16, cooldown_s=0.0)
+    limit.throttled()
+    assert limit.limit == 8
+    limit.throttled()
+    limit.throttled()
+    limit.throttled()
+    limit.throttled()
+    assert limit.limit == 1  # never below one
+    for _ in range(200):
+        limit.succeeded()
+    assert limit.limit == 16  # and never above the maximum
+
+
+async def test_adaptive_limit_bounds_requests_in_flight() -> None:
+    limit = AdaptiveLimit(3)
+    peak = 0
+
+    async def one() -> None:
+        nonlocal peak
+        await limit.acquire()
+        peak = max(peak, limit.in_flight)
+        await anyio.sleep(0.01)
+        await limit.release()
+
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(one)
+    assert peak == 3 and limit.in_flight == 0
+
+
+def test_pacer_adopts_the_servers_limit_unless_the_user_set_a_lower_one() -> None:
+    free = RequestPacer(None)
+    free.adopt(500)
+    assert free.rpm == 500
+    capped = RequestPacer(100)
+    capped.adopt(500)
+    assert capped.rpm == 100
+    capped.adopt(50)
+    assert capped.rpm == 50
