@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .redact import redact_many
@@ -114,6 +114,8 @@ class JudgeRequest:
     omitted_turns: int
     shortened_parts: int
     redactions: int
+    #: The enclosure's boundary marker (random, this request's alone).
+    marker: str = ""
 
     def preview_line(self) -> dict[str, Any]:
         return {
@@ -264,6 +266,8 @@ def render_request(
     max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
     redact: bool = True,
     marker: str | None = None,
+    temperature: float = 0.0,
+    max_tokens: int | None = None,
 ) -> JudgeRequest:
     """Build the exact judge request for one session within the token budget."""
     marker = marker or secrets.token_hex(8)
@@ -310,17 +314,25 @@ def render_request(
     )
     if marker in transcript or marker in task:  # astronomically unlikely; never allow it
         return render_request(
-            session, rubric, judge_model, max_prompt_tokens=max_prompt_tokens, redact=redact
+            session,
+            rubric,
+            judge_model,
+            max_prompt_tokens=max_prompt_tokens,
+            redact=redact,
+            temperature=temperature,
+            max_tokens=max_tokens,
         )
     body: dict[str, Any] = {
         "model": judge_model,
-        "temperature": 0,
+        "temperature": temperature,
         "response_format": {"type": "json_object"},
         "messages": [
             {"role": "system", "content": system},
             {"role": "user", "content": user},
         ],
     }
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
     prompt_tokens = (
         estimate_tokens(system) + estimate_tokens(user) + 2 * _PER_MESSAGE + _PER_REQUEST
     )
@@ -334,7 +346,26 @@ def render_request(
         omitted_turns=omitted_turns,
         shortened_parts=shortened,
         redactions=redactions,
+        marker=marker,
     )
+
+
+def retarget(request: JudgeRequest, judge_model: str) -> JudgeRequest:
+    """The same request for another judge, under a fresh marker: rendering is done once
+    per session, however many judges grade it."""
+    marker = secrets.token_hex(8)
+    messages = request.body["messages"]
+    if any(marker in m["content"] for m in messages):  # never collide with the record
+        return retarget(request, judge_model)
+    body = {
+        **request.body,
+        "model": judge_model,
+        "messages": [
+            {"role": m["role"], "content": m["content"].replace(request.marker, marker)}
+            for m in messages
+        ],
+    }
+    return replace(request, judge_model=judge_model, body=body, marker=marker)
 
 
 def _gap(messages: tuple[Message, ...], before: list[int], after: list[int]) -> tuple[int, int]:

@@ -1,11 +1,18 @@
-"""Files a run writes besides the journal: rejected rows and previewed requests.
+"""What a run writes besides the journal: rejected rows, previews and score columns.
 
-In: `Rejection`s and `JudgeRequest`s. Out: `OUT/rejected.jsonl` (one line per row that
-could not become a session, with its reason) and `OUT/requests.jsonl` (preview).
+In: `Rejection`s, `JudgeRequest`s and journal `Record`s. Out: `OUT/rejected.jsonl`
+(one line per row that could not become a session, with its reason),
+`OUT/requests.jsonl` (preview) and `OUT/scores.jsonl`: one row per (session, judge
+slot) keyed for upsert onto the sessions' root spans.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import os
+import re
+import uuid
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
@@ -13,6 +20,7 @@ from typing import IO, Any
 
 import orjson
 
+from .journal import JOURNAL, OK, Record, latest_records
 from .sessions import Rejection
 
 
@@ -55,3 +63,176 @@ class RejectLog(JsonlWriter):
     def add(self, rejection: Rejection) -> None:
         self.write(rejection.to_dict())
         self.reasons[rejection.reason] += 1
+
+
+# --- score columns ----------------------------------------------------------------
+
+SCORES = "scores.jsonl"
+
+
+def root_span_id(session_id: str) -> str:
+    """The id Braintrust gives a trace's root span on import: rows upsert onto it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, "root:" + session_id))
+
+
+def score_row(record: Record) -> dict[str, Any]:
+    """One row of `OUT/scores.jsonl` for a (session, judge slot) record."""
+    return {
+        "id": root_span_id(record.session_id),
+        "session_id": record.session_id,
+        "judge_slot": record.slot,
+        "judge_model": record.judge,
+        "scores": {"task_success": record.success if record.status == OK else None},
+        "metadata": {
+            "judge_confidence": record.confidence,
+            "judge_reasoning": record.reasoning,
+            "rubric": record.rubric,
+            "rubric_version": record.rubric_version,
+            "benchmark": record.benchmark,
+            "harness": record.harness,
+            "agent_models": list(record.agent_models),
+            "guard": record.guard,
+            "status": record.status,
+            "error": record.error,
+        },
+        "usage": record.usage,
+        "latency_ms": record.latency_ms,
+    }
+
+
+def rebuild_scores(out_dir: Path) -> int:
+    """Rewrite `OUT/scores.jsonl` from the journal: exactly one row per (session, slot).
+
+    During a run rows stream in as verdicts finish; a resumed or re-graded run may have
+    left a row twice or not at all, so every completed run ends with this rewrite
+    (written to a temporary file, fsync'd, then renamed over the old one).
+    """
+    latest = latest_records(out_dir / JOURNAL)
+    target = out_dir / SCORES
+    temporary = out_dir / (SCORES + ".tmp")
+    rows = 0
+    with open(temporary, "wb") as handle:
+        for (_, _, sample), record in latest.items():
+            if sample != 0:
+                continue  # repeats feed `agree`; the score column is the first sample
+            handle.write(orjson.dumps(score_row(record)) + b"\n")
+            rows += 1
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+    return rows
+
+
+# --- export -------------------------------------------------------------------------
+
+EXPORT_FORMATS = ("parquet", "csv", "jsonl", "braintrust")
+
+
+def column_name(slot: str) -> str:
+    """A judge slot as a column-name prefix: letters, digits and underscores."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", slot).strip("_") or "judge"
+
+
+def _slot_order(out_dir: Path, seen: list[str]) -> list[str]:
+    """The run's --judge order (first = task_success), then slots of earlier runs."""
+    order: list[str] = []
+    run = out_dir / "run.json"
+    if run.exists():
+        with contextlib.suppress(orjson.JSONDecodeError, OSError):
+            order = [str(j) for j in orjson.loads(run.read_bytes()).get("judges", [])]
+    return order + [s for s in seen if s not in order]
+
+
+def session_rows(out_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per session with a column group per judge slot, keyed by session_id."""
+    journal = out_dir / JOURNAL
+    if not journal.exists():
+        raise FileNotFoundError(f"{out_dir} holds no {JOURNAL}: grade into it first")
+    rows: dict[str, dict[str, Any]] = {}
+    seen: list[str] = []
+    for (session_id, slot, sample), record in latest_records(journal).items():
+        if sample != 0:
+            continue
+        if slot not in seen:
+            seen.append(slot)
+        row = rows.setdefault(
+            session_id,
+            {
+                "session_id": session_id,
+                "benchmark": record.benchmark,
+                "harness": record.harness,
+                "agent_models": ", ".join(record.agent_models),
+            },
+        )
+        prefix = column_name(slot)
+        row[f"{prefix}__success"] = record.success if record.status == OK else None
+        row[f"{prefix}__confidence"] = record.confidence
+        row[f"{prefix}__reasoning"] = record.reasoning
+        row[f"{prefix}__judge_model"] = record.judge
+        row[f"{prefix}__status"] = record.status
+        row[f"{prefix}__error"] = record.error
+    slots = _slot_order(out_dir, seen)
+    columns = ["session_id", "benchmark", "harness", "agent_models", "task_success"]
+    for slot in slots:
+        prefix = column_name(slot)
+        columns += [
+            f"{prefix}__{c}"
+            for c in ("success", "confidence", "reasoning", "judge_model", "status", "error")
+        ]
+    first = column_name(slots[0]) if slots else None
+    out = []
+    for row in rows.values():
+        row["task_success"] = row.get(f"{first}__success") if first else None
+        out.append({c: row.get(c) for c in columns})
+    return slots, out
+
+
+def export(out_dir: Path, to: str, target: Path | None = None) -> tuple[Path, int]:
+    """Write the score columns, one row per session, for joining or upserting."""
+    if to not in EXPORT_FORMATS:
+        raise ValueError(f"--to must be one of {', '.join(EXPORT_FORMATS)}")
+    slots, rows = session_rows(out_dir)
+    suffix = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "braintrust": ".jsonl"}[to]
+    name = "scores-braintrust" if to == "braintrust" else "scores-by-session"
+    path = target or out_dir / f"{name}{suffix}"
+    if to == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    elif to == "csv":
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["session_id"])
+            writer.writeheader()
+            writer.writerows(rows)
+    elif to == "jsonl":
+        with open(path, "wb") as handle:
+            for row in rows:
+                handle.write(orjson.dumps(row) + b"\n")
+    else:
+        with open(path, "wb") as handle:
+            for row in rows:
+                handle.write(orjson.dumps(_braintrust_row(row, slots)) + b"\n")
+    return path, len(rows)
+
+
+def _braintrust_row(row: dict[str, Any], slots: list[str]) -> dict[str, Any]:
+    """A merge-upsert onto the session's root span: every slot under its own score name
+    (`task_success` is the first slot), so panel verdicts do not overwrite each other."""
+    scores: dict[str, Any] = {"task_success": row["task_success"]}
+    metadata: dict[str, Any] = {}
+    for slot in slots:
+        prefix = column_name(slot)
+        scores[f"task_success_{prefix}"] = row.get(f"{prefix}__success")
+        metadata[f"judge_{prefix}"] = {
+            "model": row.get(f"{prefix}__judge_model"),
+            "confidence": row.get(f"{prefix}__confidence"),
+            "reasoning": row.get(f"{prefix}__reasoning"),
+            "status": row.get(f"{prefix}__status"),
+        }
+    return {
+        "id": root_span_id(row["session_id"]),
+        "_is_merge": True,
+        "scores": scores,
+        "metadata": metadata,
+    }

@@ -1,0 +1,84 @@
+"""What a run shows while it works and when it ends.
+
+In: the run's counters. Out: a tqdm bar on stderr (done/total sessions, verdicts/s,
+in flight, retries, 429s, failures, tokens, cost; hidden by --quiet) and the closing
+summary per judge.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+
+@dataclass
+class JudgeTally:
+    verdicts: int = 0
+    successes: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class Progress:
+    """A tqdm bar whose postfix is refreshed at most twice a second."""
+
+    def __init__(self, total: int | None, *, quiet: bool, initial: int = 0) -> None:
+        self._bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="session",
+            disable=quiet,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+            smoothing=0.1,
+        )
+        self._shown = 0.0
+
+    def advance(self, sessions: int, status: dict[str, Any]) -> None:
+        if sessions:
+            self._bar.update(sessions)
+        now = time.monotonic()
+        if now - self._shown >= 0.5:
+            self._shown = now
+            self._bar.set_postfix(status, refresh=False)
+
+    def close(self, status: dict[str, Any] | None = None) -> None:
+        if status is not None:
+            self._bar.set_postfix(status, refresh=True)  # the final figures, unthrottled
+        self._bar.close()
+
+
+def format_summary(
+    tallies: dict[str, JudgeTally],
+    *,
+    wall_s: float,
+    sent: int,
+    retries: int,
+    throttled: int,
+    tokens: int,
+    cost_usd: float | None,
+) -> str:
+    lines = ["", "judge                           verdicts  success   failed  skipped"]
+    for judge, tally in sorted(tallies.items()):
+        rate = f"{tally.successes / tally.verdicts:7.1%}" if tally.verdicts else "      -"
+        lines.append(
+            f"{judge:<30} {tally.verdicts:>9,} {rate:>8} {sum(tally.failures.values()):>8,} "
+            f"{tally.skipped:>8,}"
+        )
+        for reason, count in tally.failures.most_common():
+            lines.append(f"{'':<32}failed {count:,}: {reason}")
+    cost = f"${cost_usd:,.4f}" if cost_usd is not None else "unknown (no price for a judge)"
+    per_second = sent / wall_s if wall_s > 0 else 0.0
+    lines.append(
+        f"\nwall time {wall_s:,.1f} s, {sent:,} requests ({per_second:,.1f}/s), "
+        f"{retries:,} retries, {throttled:,} throttled (429), {tokens:,} tokens, cost {cost}"
+    )
+    return "\n".join(lines)
