@@ -7,18 +7,30 @@ source or authentication errors (one clear line on stderr, no traceback).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import anyio
 import orjson
 
 from . import __version__
+from .gateway import DEFAULT_BASE_URL
+from .guard import MODES
+from .journal import JournalError
+from .pricing import parse_price
 from .prompt import DEFAULT_MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS, BudgetError, render_request
 from .rubrics import RubricError, RubricSet
 from .sessions import FORMATS, Rejection, Session, SourceError, read_sessions
-from .sinks import JsonlWriter, RejectLog
+from .sinks import EXPORT_FORMATS, JsonlWriter, RejectLog
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 _DESCRIPTION = """\
 Grade AI-agent traces with LLM judges through any OpenAI-compatible gateway.
@@ -34,7 +46,13 @@ examples:
   judge-engine demo
   judge-engine sessions traces/*.parquet
   judge-engine preview traces/ --judge gpt-4.1-mini --limit 5 --out out/preview
+  OPENAI_API_KEY=... judge-engine grade traces/ --judge gpt-4.1 --judge claude-sonnet-4-5 \\
+      --fallback-judge gemini-2.5-pro --rpm 500 --out out/run1
+  judge-engine export out/run1 --to parquet
   judge-engine rubrics
+
+exit codes: 0 done; 1 some sessions could not be graded (or a stop at --max-cost);
+2 usage, configuration, source or authentication errors; 130 interrupted (resumable).
 """
 
 
@@ -50,6 +68,46 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be positive")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
+
+
+class _RefuseKeyFlag(argparse.Action):
+    """--api-key exists only to say why there is no such flag."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.error(
+            "the API key is never taken as a flag (it would land in shell history and "
+            "process lists): set $OPENAI_API_KEY, or name another variable with --api-key-env"
+        )
 
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +187,297 @@ def build_parser() -> argparse.ArgumentParser:
         "(a hash of its file) and the benchmark spellings it answers to.",
     )
     rubrics.add_argument("--rubrics", metavar="DIR", help="a folder of your own rubric .toml files")
+
+    _add_grade(commands)
+
+    demo = commands.add_parser(
+        "demo",
+        help="grade the bundled samples against the local simulator, then resume (offline)",
+        description="Start the simulator on a free loopback port, grade the bundled sample "
+        "sessions (every format) with a two-judge panel and a fallback judge, print the "
+        "summary and where the score columns are, then run again to show that a finished "
+        "run resumes with no request. No network, no key.",
+    )
+    demo.add_argument(
+        "--out", default="out/demo", metavar="DIR", help="results folder (default out/demo)"
+    )
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    export = commands.add_parser(
+        "export",
+        help="write the score columns, one row per session, as Parquet, CSV, JSONL or Braintrust",
+        description="Write one row per session from OUT's journal: for each judge slot its "
+        "success, confidence, reasoning, judge model and status, and task_success (the first "
+        "slot), keyed by session_id: ready to join onto the source dataset (datasets' "
+        "add_column, a SQL join) or, with --to braintrust, to merge-upsert onto the sessions' "
+        "root spans (every slot under its own score name).",
+    )
+    export.add_argument("out", metavar="OUT", help="a results folder a grade run wrote")
+    export.add_argument(
+        "--to", choices=EXPORT_FORMATS, default="parquet", help="format (default parquet)"
+    )
+    export.add_argument(
+        "--file", metavar="PATH", help="where to write (default OUT/scores-by-session.*)"
+    )
+
+    sim = commands.add_parser(
+        "sim",
+        help="run the judge-gateway simulator on loopback (not a real model)",
+        description="A local OpenAI-compatible server for demos, tests and benchmarks. It is "
+        "not a model: verdicts are read from the trace by fixed rules (the final assistant "
+        "message decides; each judge model flips a few sessions so panels disagree a "
+        "little). It enforces its own rate limit and injects faults on request.",
+    )
+    sim.add_argument(
+        "--port", type=_non_negative_int, default=8900, help="port on 127.0.0.1 (default 8900)"
+    )
+    sim.add_argument(
+        "--latency-ms", type=float, default=0.0, metavar="MS", help="reply latency (±20%%)"
+    )
+    sim.add_argument(
+        "--rpm", type=_positive_int, metavar="N", help="accept at most N requests in any 60 s"
+    )
+    sim.add_argument(
+        "--fail-rate", type=_rate, default=0.0, metavar="F", help="share of 5xx replies"
+    )
+    sim.add_argument(
+        "--throttle-rate",
+        type=_rate,
+        default=0.0,
+        metavar="F",
+        help="share of injected 429s (Retry-After)",
+    )
+    sim.add_argument(
+        "--throttle-reset-rate",
+        type=_rate,
+        default=0.0,
+        metavar="F",
+        help="share of injected 429s with reset headers only",
+    )
+    sim.add_argument(
+        "--drop-rate", type=_rate, default=0.0, metavar="F", help="share of dropped connections"
+    )
+    sim.add_argument(
+        "--malformed-rate",
+        type=_rate,
+        default=0.0,
+        metavar="F",
+        help="share of malformed or cut-off verdicts",
+    )
+    sim.add_argument(
+        "--slow-rate",
+        type=_rate,
+        default=0.0,
+        metavar="F",
+        help="share of replies delayed by --slow-s",
+    )
+    sim.add_argument(
+        "--slow-s", type=float, default=30.0, metavar="S", help="delay of slow replies (default 30)"
+    )
+    sim.add_argument(
+        "--no-rate-headers", action="store_true", help="do not announce x-ratelimit-* headers"
+    )
+    sim.add_argument(
+        "--limit-hint",
+        choices=("retry-after", "reset"),
+        default="retry-after",
+        help="how a 429 over the limit says when to retry",
+    )
+    sim.add_argument(
+        "--disagreement",
+        type=_rate,
+        default=0.08,
+        metavar="F",
+        help="share of sessions a judge reads the other way",
+    )
+    sim.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
     return parser
+
+
+#: grade options that may also come from --config FILE, and their converters.
+_CONFIG_OPTIONS: dict[str, Callable[[Any], Any]] = {
+    "sources": list,
+    "judge": list,
+    "fallback_judge": list,
+    "base_url": str,
+    "api_key_env": str,
+    "out": str,
+    "concurrency": int,
+    "rpm": float,
+    "tpm": int,
+    "max_retries": int,
+    "timeout": float,
+    "max_prompt_tokens": int,
+    "guard": str,
+    "max_cost": float,
+    "price": list,
+    "limit": int,
+    "fresh": bool,
+    "retry_failed": bool,
+    "quiet": bool,
+    "format": str,
+    "agent_model": str,
+    "rubrics": str,
+    "no_redact": bool,
+    "repeats": int,
+    "temperature": float,
+    "max_output_tokens": int,
+    "allow_model_mismatch": bool,
+    "grace": float,
+}
+
+
+def _add_grade(commands: Any) -> None:
+    grade = commands.add_parser(
+        "grade",
+        help="grade sessions with one or more LLM judges, resumably, at the rate limit",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Grade every session with every judge (several --judge make a panel) through an
+OpenAI-compatible gateway, within --rpm/--tpm and the limits the server announces.
+A judge never grades a session its own model produced: that slot goes to the first
+--fallback-judge that did not, or is skipped ("self-grading").
+
+Every finished request is made durable in OUT/journal.jsonl before it counts, so a
+run killed at any moment resumes where it stopped when the same command runs again;
+a finished run re-run sends nothing. Verdicts stream to OUT/scores.jsonl, one row per
+session and judge slot, keyed for upsert onto the sessions' root spans.
+
+The API key is read from $OPENAI_API_KEY (or the variable --api-key-env names), never
+from a flag or a file. Options may also come from --config FILE (TOML, keys named as
+the long options, e.g. judge = ["gpt-4.1"], rpm = 500); flags win.""",
+    )
+    grade.add_argument(
+        "sources", nargs="*", metavar="SOURCE", help="files, folders, globs, - or hf://"
+    )
+    judges = grade.add_argument_group("judges")
+    judges.add_argument(
+        "--judge", action="append", metavar="MODEL", help="judge model (repeat for a panel)"
+    )
+    judges.add_argument(
+        "--fallback-judge",
+        action="append",
+        metavar="MODEL",
+        help="takes a slot whose judge produced the session (repeatable, in order)",
+    )
+    judges.add_argument(
+        "--guard",
+        choices=MODES,
+        help="self-grading guard: model (default), vendor (no vendor grades its own "
+        "vendor's runs) or off",
+    )
+    judges.add_argument(
+        "--repeats",
+        type=_positive_int,
+        metavar="K",
+        help="ask each judge K times per session (needs --temperature > 0 or a "
+        "nondeterministic provider)",
+    )
+    judges.add_argument(
+        "--temperature", type=float, metavar="T", help="judge sampling temperature (default 0)"
+    )
+    judges.add_argument(
+        "--max-output-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="max_tokens for each verdict (default: the provider's)",
+    )
+    gateway = grade.add_argument_group("gateway and limits")
+    gateway.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"OpenAI-compatible endpoint (default $OPENAI_BASE_URL, else {DEFAULT_BASE_URL})",
+    )
+    gateway.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="the environment variable holding the key (default OPENAI_API_KEY)",
+    )
+    gateway.add_argument("--api-key", nargs="?", action=_RefuseKeyFlag, help=argparse.SUPPRESS)
+    gateway.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="requests in flight at most (default 64)",
+    )
+    gateway.add_argument(
+        "--rpm", type=_positive_float, metavar="N", help="requests per minute, never exceeded"
+    )
+    gateway.add_argument(
+        "--tpm",
+        type=_positive_int,
+        metavar="N",
+        help="tokens per minute, never exceeded (estimated, corrected by usage)",
+    )
+    gateway.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        metavar="N",
+        help="retries per request for 408/409/429/5xx, timeouts, drops and unparseable "
+        "verdicts (default 6)",
+    )
+    gateway.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="seconds per request (default 120)"
+    )
+    gateway.add_argument(
+        "--allow-model-mismatch",
+        action="store_true",
+        default=None,
+        help="accept replies that name another model than asked (e.g. Azure deployment "
+        "names); the served model is recorded",
+    )
+    requests = grade.add_argument_group("requests")
+    requests.add_argument(
+        "--max-prompt-tokens",
+        type=_positive_int,
+        metavar="N",
+        help=f"estimated prompt-token budget per request (default {DEFAULT_MAX_PROMPT_TOKENS:,})",
+    )
+    requests.add_argument(
+        "--rubrics", metavar="DIR", help="a folder of your own rubric .toml files"
+    )
+    requests.add_argument(
+        "--no-redact",
+        action="store_true",
+        default=None,
+        help="send credential shapes found in traces as they are",
+    )
+    requests.add_argument("--format", choices=FORMATS, help="force one trace format")
+    requests.add_argument(
+        "--agent-model", metavar="MODEL", help="the agent model for rows that name none"
+    )
+    run = grade.add_argument_group("the run")
+    run.add_argument("--out", metavar="DIR", help="results folder (default out)")
+    run.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N sessions")
+    run.add_argument(
+        "--fresh", action="store_true", default=None, help="start over: forget the journal in OUT"
+    )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        default=None,
+        help="ask again the requests that failed for good last time",
+    )
+    run.add_argument(
+        "--max-cost",
+        type=_positive_float,
+        metavar="USD",
+        help="stop taking sessions before the spend would pass USD (resumable)",
+    )
+    run.add_argument(
+        "--price",
+        action="append",
+        metavar="MODEL=IN,OUT",
+        help="USD per million input/output tokens, overriding the built-in table",
+    )
+    run.add_argument(
+        "--grace",
+        type=_positive_float,
+        metavar="S",
+        help="seconds requests in flight get to finish after Ctrl-C (default 10)",
+    )
+    run.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
+    run.add_argument("--config", metavar="FILE", help="read options from a TOML file (flags win)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,7 +490,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _preview(args)
         if args.command == "rubrics":
             return _rubrics(args)
-    except (UsageError, SourceError, RubricError, BudgetError) as exc:
+        if args.command == "grade":
+            return _grade(args, list(argv) if argv is not None else sys.argv[1:])
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "sim":
+            return _sim(args)
+    except (UsageError, SourceError, RubricError, BudgetError, JournalError) as exc:
         print(f"judge-engine: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -243,4 +599,206 @@ def _rubrics(args: argparse.Namespace) -> int:
         print(f"{rubric.name:<16} {rubric.version}  {rubric.title}")
         print(f"{'':<16} aliases: {aliases}")
         print(f"{'':<16} file: {rubric.path}")
+    return 0
+
+
+def _apply_config(args: argparse.Namespace) -> None:
+    """Fill options not given as flags from --config FILE (flags win)."""
+    if not args.config:
+        return
+    path = Path(args.config)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read --config {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {path} is not valid TOML: {exc}") from None
+    aliases = {"judges": "judge", "fallback_judges": "fallback_judge", "prices": "price"}
+    for key, value in data.items():
+        dest = key.replace("-", "_")
+        dest = aliases.get(dest, dest)
+        if dest in ("api_key", "key"):
+            raise UsageError(
+                f"--config {path}: the API key never goes in a file; use the environment"
+            )
+        convert = _CONFIG_OPTIONS.get(dest)
+        if convert is None:
+            raise UsageError(f"--config {path}: unknown option {key!r}")
+        current = getattr(args, dest, None)
+        if current is None or current == []:
+            try:
+                if convert is list and not isinstance(value, list):
+                    value = [value]
+                setattr(args, dest, convert(value))
+            except (TypeError, ValueError):
+                raise UsageError(f"--config {path}: bad value for {key!r}: {value!r}") from None
+
+
+def grade_config(args: argparse.Namespace, argv: Sequence[str]) -> tuple[Any, str | None]:
+    """The engine's configuration from parsed arguments, and the API key."""
+    from .engine import GradeConfig, resume_command
+
+    _apply_config(args)
+    if not args.sources:
+        raise UsageError("grade needs at least one SOURCE (or sources = [...] in --config)")
+    if not args.judge:
+        raise UsageError("grade needs at least one --judge MODEL")
+    judges = tuple(args.judge)
+    if len(set(judges)) != len(judges):
+        raise UsageError("each --judge may be given once (use --repeats to ask a judge again)")
+    max_prompt_tokens = args.max_prompt_tokens or DEFAULT_MAX_PROMPT_TOKENS
+    _check_budget(max_prompt_tokens)
+    guard = args.guard or "model"
+    if guard not in MODES:
+        raise UsageError(f"--guard must be one of {', '.join(MODES)}")
+    prices: dict[str, tuple[float, float]] = {}
+    for text in args.price or []:
+        try:
+            model, pair = parse_price(text)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        prices[model] = pair
+    key_env = args.api_key_env or "OPENAI_API_KEY"
+    api_key = os.environ.get(key_env) or None
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    if api_key is None and "@" not in base_url.split("//", 1)[-1].split("/", 1)[0]:
+        raise UsageError(
+            f"no API key: set ${key_env} (for a local gateway without keys, any value will do)"
+        )
+    repeats = args.repeats or 1
+    temperature = 0.0 if args.temperature is None else args.temperature
+    if repeats > 1 and temperature == 0:
+        print(
+            "judge-engine: note: --repeats with temperature 0 measures only the provider's "
+            "nondeterminism; set --temperature to sample",
+            file=sys.stderr,
+        )
+    if args.max_cost is not None:
+        unpriced = [j for j in (*judges, *(args.fallback_judge or [])) if not _priced(j, prices)]
+        if unpriced:
+            raise UsageError(
+                f"--max-cost needs a price for {', '.join(unpriced)}: add --price MODEL=IN,OUT"
+            )
+    config = GradeConfig(
+        sources=tuple(args.sources),
+        judges=judges,
+        fallbacks=tuple(args.fallback_judge or ()),
+        base_url=base_url,
+        out=Path(args.out or "out"),
+        concurrency=args.concurrency or 64,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        max_retries=6 if args.max_retries is None else args.max_retries,
+        timeout_s=args.timeout or 120.0,
+        max_prompt_tokens=max_prompt_tokens,
+        guard=guard,
+        max_cost=args.max_cost,
+        limit=args.limit,
+        fresh=bool(args.fresh),
+        retry_failed=bool(args.retry_failed),
+        quiet=bool(args.quiet),
+        fmt=args.format,
+        agent_model=args.agent_model,
+        rubrics_dir=args.rubrics,
+        redact=not args.no_redact,
+        prices=prices,
+        repeats=repeats,
+        temperature=temperature,
+        max_output_tokens=args.max_output_tokens,
+        allow_model_mismatch=bool(args.allow_model_mismatch),
+        grace_s=args.grace or 10.0,
+        resume_command=resume_command(argv),
+    )
+    return config, api_key
+
+
+def _priced(model: str, overrides: dict[str, tuple[float, float]]) -> bool:
+    from .pricing import PriceTable
+
+    return PriceTable(overrides).price(model) is not None
+
+
+def _grade(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .engine import grade
+
+    config, api_key = grade_config(args, argv)
+    try:
+        RubricSet.load(config.rubrics_dir)
+        result, summary = anyio.run(grade, config, api_key)
+    except ValueError as exc:  # a base URL or limit the gateway cannot use
+        raise UsageError(str(exc)) from None
+    if result.exit_code == 2:
+        print(f"judge-engine: error: {result.message}", file=sys.stderr)
+        if result.verdicts:
+            print(
+                f"{result.verdicts:,} verdicts were made durable before the error; "
+                f"resume with: {config.resume_command}",
+                file=sys.stderr,
+            )
+        return 2
+    print(summary)
+    print(
+        f"\n{result.sessions:,} sessions ({result.already_done:,} already done), "
+        f"{result.rejected:,} rejected rows ({config.out / 'rejected.jsonl'})\n"
+        f"score columns: {config.out / 'scores.jsonl'} ({result.score_rows:,} rows)"
+    )
+    if result.stopped == "signal":
+        print(
+            "\nstopped by a signal; everything finished is saved. Resume with:\n  "
+            f"{config.resume_command}"
+        )
+    elif result.stopped == "max_cost":
+        print(
+            "\nstopped before passing --max-cost; resume (with a higher limit) with:\n  "
+            f"{config.resume_command}"
+        )
+    elif result.failed:
+        print(
+            f"\n{result.failed:,} requests failed for good; ask them again with:\n  "
+            f"{config.resume_command} --retry-failed"
+        )
+    return result.exit_code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return anyio.run(lambda: run_demo(Path(args.out), quiet=args.quiet))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .sinks import export
+
+    try:
+        path, rows = export(Path(args.out), args.to, Path(args.file) if args.file else None)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{rows:,} sessions -> {path}")
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from .sim import SimConfig, serve
+
+    config = SimConfig(
+        latency_ms=args.latency_ms,
+        rpm=args.rpm,
+        rate_headers=not args.no_rate_headers,
+        limit_hint=args.limit_hint,
+        fail_rate=args.fail_rate,
+        throttle_rate=args.throttle_rate,
+        throttle_reset_rate=args.throttle_reset_rate,
+        drop_rate=args.drop_rate,
+        malformed_rate=args.malformed_rate,
+        slow_rate=args.slow_rate,
+        slow_s=args.slow_s,
+        disagreement=args.disagreement,
+        seed=args.seed,
+    )
+    try:
+        anyio.run(serve, config, args.port)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
     return 0

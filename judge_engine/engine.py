@@ -1,0 +1,679 @@
+"""The engine: one resumable, rate-limited grading run, wired from the stages.
+
+In: a `GradeConfig` and the API key. Out: a `RunResult`, and in OUT/ the journal,
+`scores.jsonl`, `rejected.jsonl`, `run.json` and `summary.json`.
+
+Three kinds of task run under one anyio task group, each with an owner:
+- the producer reads sessions (in a worker thread: files and the hub block) and sends
+  those with work left into a bounded stream, so memory stays flat;
+- `concurrency` workers take a session, render its request once, guard each judge
+  slot, and ask the gateway, retrying what may succeed on a second try;
+- one writer appends finished records to the journal, fsync'd in batches, and only
+  then counts them and streams their score rows.
+Ctrl-C or SIGTERM stops the producer; requests in flight get a grace period, then are
+cancelled; everything finished is durable, and the command that resumes is printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .gateway import DEFAULT_BASE_URL, Gateway, GatewayError, safe_url
+from .guard import Assignment, assign
+from .journal import FAILED, OK, SKIPPED, Journal, JournalError, Record, request_key
+from .pricing import PriceTable
+from .progress import JudgeTally, Progress, format_summary
+from .prompt import PROMPT_VERSION, JudgeRequest, render_request, retarget
+from .rubrics import Rubric, RubricSet
+from .sessions import Rejection, Session, count_rows, expand, read_sessions
+from .sinks import SCORES, JsonlWriter, RejectLog, rebuild_scores, score_row
+from .verdict import ModelMismatch, ReplyError, completion, parse_verdict
+
+#: Sessions the producer reads per trip to its thread.
+_BATCH = 16
+#: Records the writer makes durable with one fsync, at most.
+_WRITE_BATCH = 512
+#: Consecutive permanent failures of one judge (and no success) that stop the run:
+#: a wrong model name or key should not be tried on every session.
+_BREAKER = 10
+#: Tokens expected in a verdict, for the tpm window and the cost limit.
+_OUTPUT_ESTIMATE = 200
+
+
+class FatalError(Exception):
+    """Stops the run at once (exit 2): authentication, a judge that always fails, I/O."""
+
+
+@dataclass(frozen=True)
+class GradeConfig:
+    sources: tuple[str, ...]
+    judges: tuple[str, ...]
+    fallbacks: tuple[str, ...] = ()
+    base_url: str = DEFAULT_BASE_URL
+    out: Path = Path("out")
+    concurrency: int = 64
+    rpm: float | None = None
+    tpm: int | None = None
+    max_retries: int = 6
+    timeout_s: float = 120.0
+    max_prompt_tokens: int = 32_000
+    guard: str = "model"
+    max_cost: float | None = None
+    limit: int | None = None
+    fresh: bool = False
+    retry_failed: bool = False
+    quiet: bool = False
+    fmt: str | None = None
+    agent_model: str | None = None
+    rubrics_dir: str | None = None
+    redact: bool = True
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    repeats: int = 1
+    temperature: float = 0.0
+    max_output_tokens: int | None = None
+    allow_model_mismatch: bool = False
+    grace_s: float = 10.0
+    #: Exponential backoff between retries without a server hint: base * 2**n, capped.
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 60.0
+    #: The command line that resumes this run (printed when it stops early).
+    resume_command: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The configuration as written to OUT/run.json (it holds no secret)."""
+        data = asdict(self)
+        data["out"] = str(self.out)
+        data["base_url"] = safe_url(self.base_url)
+        data["prices"] = {k: list(v) for k, v in self.prices.items()}
+        return data
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    message: str = ""
+    rows_read: int = 0
+    sessions: int = 0
+    already_done: int = 0
+    rejected: int = 0
+    verdicts: int = 0
+    failed: int = 0
+    skipped: int = 0
+    requests_sent: int = 0
+    retries: int = 0
+    throttled: int = 0
+    tokens: int = 0
+    cost_usd: float | None = 0.0
+    wall_s: float = 0.0
+    stopped: str | None = None
+    score_rows: int = 0
+    judges: dict[str, JudgeTally] = field(default_factory=dict)
+
+    def summary_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "judges"}
+        data["judges"] = {
+            name: {
+                "verdicts": t.verdicts,
+                "successes": t.successes,
+                "failures": dict(t.failures),
+                "skipped": t.skipped,
+                "tokens": t.tokens,
+                "cost_usd": round(t.cost_usd, 6),
+            }
+            for name, t in self.judges.items()
+        }
+        return data
+
+
+@dataclass
+class _Job:
+    """One session with work left: its rubric and the requests still to make."""
+
+    session: Session
+    rubric: Rubric
+    #: (assignment, sample, key) of every request not yet in the journal.
+    pending: list[tuple[Assignment, int, str]]
+    remaining: int = 0
+
+
+class _Run:
+    def __init__(self, config: GradeConfig, api_key: str | None) -> None:
+        self.config = config
+        self.api_key = api_key
+        self.rubrics = RubricSet.load(config.rubrics_dir)
+        self.prices = PriceTable(config.prices)
+        self.result = RunResult(exit_code=0)
+        self._stop_reason: str | None = None
+        self.tallies: dict[str, JudgeTally] = {}
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.cost_known = True
+        self.consecutive_failures: dict[str, int] = {}
+        self._work_scope: anyio.CancelScope | None = None
+        self._control: anyio.abc.TaskGroup | None = None
+        self._sessions_limit = config.limit
+
+    # --- the run ---------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        config = self.config
+        started = time.monotonic()
+        sources = expand(config.sources)
+        self.journal = Journal(config.out, fresh=config.fresh)
+        try:
+            self._write_json("run.json", config.public())
+            total = self._total_rows(sources)
+            self.progress = Progress(total, quiet=config.quiet)
+            self.rejects = RejectLog(config.out)
+            self.scores = JsonlWriter(config.out / SCORES, append=not config.fresh)
+            try:
+                async with Gateway(
+                    config.base_url,
+                    self.api_key,
+                    timeout_s=config.timeout_s,
+                    concurrency=config.concurrency,
+                    rpm=config.rpm,
+                    tpm=config.tpm,
+                    backoff_base_s=config.backoff_base_s,
+                    backoff_cap_s=config.backoff_cap_s,
+                ) as gateway:
+                    self.gateway = gateway
+                    await self._run_tasks(sources)
+            finally:
+                self.progress.close(self._status())
+                self.rejects.close()
+                self.scores.close()
+        except (FatalError, JournalError) as exc:
+            self.result.exit_code = 2
+            self.result.message = str(exc)
+        finally:
+            self.journal.close()
+        self.result.wall_s = time.monotonic() - started
+        self._finish()
+        return self.result
+
+    async def _run_tasks(self, sources: list[str]) -> None:
+        send_jobs, receive_jobs = anyio.create_memory_object_stream[_Job](
+            max(2, self.config.concurrency)
+        )
+        send_records, receive_records = anyio.create_memory_object_stream[tuple[_Job, Record]](
+            self.config.concurrency * 4
+        )
+        try:
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(self._writer, receive_records)
+                async with anyio.create_task_group() as control:
+                    self._control = control
+                    control.start_soon(self._watch_signals)
+                    async with anyio.create_task_group() as work:
+                        self._work_scope = work.cancel_scope
+                        work.start_soon(self._produce, send_jobs, sources)
+                        for _ in range(self.config.concurrency):
+                            work.start_soon(
+                                self._worker, receive_jobs.clone(), send_records.clone()
+                            )
+                        receive_jobs.close()
+                        send_records.close()
+                    control.cancel_scope.cancel()
+        except BaseException as group:  # unwrap the one error that ended the run
+            fatal = _first(group, (FatalError, JournalError))
+            if fatal is not None:
+                raise fatal from None
+            raise
+
+    # --- producer ----------------------------------------------------------------
+
+    def _total_rows(self, sources: list[str]) -> int | None:
+        counts = [count_rows(s) for s in sources]
+        if any(c is None for c in counts):
+            return self.config.limit
+        total = sum(c for c in counts if c is not None)
+        return min(total, self.config.limit) if self.config.limit else total
+
+    async def _produce(self, send: MemoryObjectSendStream[_Job], sources: list[str]) -> None:
+        items = read_sessions(sources, fmt=self.config.fmt, agent_model=self.config.agent_model)
+        async with send:
+            while not self.stopping():
+                jobs, finished, more = await anyio.to_thread.run_sync(self._next_batch, items)
+                self.progress.advance(finished, self._status())
+                for job in jobs:
+                    if self.stopping():
+                        return
+                    try:
+                        await send.send(job)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        return
+                if not more:
+                    return
+
+    def _next_batch(self, items: Iterator[Session | Rejection]) -> tuple[list[_Job], int, bool]:
+        """In the producer's thread: read sessions until a batch has work to do.
+
+        Returns the jobs, how many rows were finished without work (rejected, or done
+        in an earlier run) and whether more rows may follow.
+        """
+        jobs: list[_Job] = []
+        finished = 0
+        while len(jobs) < _BATCH:
+            if self._sessions_limit is not None and self.result.sessions >= self._sessions_limit:
+                return jobs, finished, False
+            item = next(items, None)
+            if item is None:
+                return jobs, finished, False
+            self.result.rows_read += 1
+            if isinstance(item, Rejection):
+                self.rejects.add(item)
+                self.result.rejected += 1
+                finished += 1
+                continue
+            self.result.sessions += 1
+            job = self._job(item)
+            if job.pending:
+                job.remaining = len(job.pending)
+                jobs.append(job)
+            else:
+                self.result.already_done += 1
+                finished += 1
+        return jobs, finished, True
+
+    def _job(self, session: Session) -> _Job:
+        rubric = self.rubrics.for_benchmark(session.benchmark)
+        pending = []
+        assignments = assign(
+            self.config.judges, self.config.fallbacks, session.agent_models, self.config.guard
+        )
+        for assignment in assignments:
+            for sample in range(self.config.repeats):
+                key = request_key(
+                    session.session_id,
+                    assignment.slot,
+                    assignment.judge or "",
+                    rubric.version,
+                    PROMPT_VERSION,
+                    sample,
+                )
+                if not self.journal.is_done(key, retry_failed=self.config.retry_failed):
+                    pending.append((assignment, sample, key))
+        return _Job(session, rubric, pending)
+
+    # --- workers -----------------------------------------------------------------
+
+    async def _worker(
+        self,
+        jobs: MemoryObjectReceiveStream[_Job],
+        records: MemoryObjectSendStream[tuple[_Job, Record]],
+    ) -> None:
+        async with jobs, records:
+            async for job in jobs:
+                if self.stopping():
+                    return
+                await self._grade(job, records)
+
+    async def _grade(self, job: _Job, records: MemoryObjectSendStream[tuple[_Job, Record]]) -> None:
+        requests: dict[str, JudgeRequest] = {}
+        base: JudgeRequest | None = None
+        asks = []
+        for assignment, sample, key in job.pending:
+            if assignment.judge is None:
+                await records.send((job, self._skip_record(job, assignment, sample, key)))
+                continue
+            if base is None:
+                base = render_request(
+                    job.session,
+                    job.rubric,
+                    assignment.judge,
+                    max_prompt_tokens=self.config.max_prompt_tokens,
+                    redact=self.config.redact,
+                    temperature=self.config.temperature,
+                    max_tokens=self.config.max_output_tokens,
+                )
+                requests[assignment.judge] = base
+            request = requests.get(assignment.judge) or retarget(base, assignment.judge)
+            requests[assignment.judge] = request
+            asks.append((assignment, sample, key, request))
+        if not asks:
+            return
+
+        async def ask(assignment: Assignment, sample: int, key: str, request: JudgeRequest) -> None:
+            record = await self._ask(job, assignment, sample, key, request)
+            if record is not None:
+                await records.send((job, record))
+
+        async with anyio.create_task_group() as group:
+            for item in asks:
+                group.start_soon(ask, *item)
+
+    def _base_record(
+        self, job: _Job, assignment: Assignment, sample: int, key: str
+    ) -> dict[str, Any]:
+        session = job.session
+        label = session.metadata.get("success")
+        return {
+            "key": key,
+            "session_id": session.session_id,
+            "slot": assignment.slot,
+            "judge": assignment.judge,
+            "sample": sample,
+            "rubric": job.rubric.name,
+            "rubric_version": job.rubric.version,
+            "prompt_version": PROMPT_VERSION,
+            "guard": assignment.to_dict(),
+            "benchmark": session.benchmark,
+            "harness": session.harness,
+            "agent_models": session.agent_models,
+            "label": int(label) if isinstance(label, (bool, int)) and label in (0, 1) else None,
+        }
+
+    def _skip_record(self, job: _Job, assignment: Assignment, sample: int, key: str) -> Record:
+        return Record(
+            **self._base_record(job, assignment, sample, key),
+            status=SKIPPED,
+            error=assignment.reason,
+            at=time.time(),
+        )
+
+    async def _ask(
+        self, job: _Job, assignment: Assignment, sample: int, key: str, request: JudgeRequest
+    ) -> Record | None:
+        """Ask one judge until it gives a verdict or no retry is left. None: not asked."""
+        judge = assignment.judge
+        assert judge is not None
+        config = self.config
+        output = config.max_output_tokens or _OUTPUT_ESTIMATE
+        estimate = request.prompt_tokens + output
+        reserve = self._reserve(judge, request.prompt_tokens, output)
+        if reserve is None:
+            return None
+        body = orjson.dumps(request.body)
+        usage: dict[str, int] = {}
+        cost = 0.0
+        attempts = 0
+        base = self._base_record(job, assignment, sample, key)
+        try:
+            while True:
+                attempts += 1
+                error: str
+                raw: str | None = None
+                hint: float | None = None
+                try:
+                    reply = await self.gateway.send(body, estimate)
+                    done = completion(
+                        reply.data, judge, check_model=not config.allow_model_mismatch
+                    )
+                    spent = self._spend(judge, done.usage, request.prompt_tokens, usage)
+                    cost += spent
+                    verdict = parse_verdict(done.content, done.finish_reason)
+                    self.consecutive_failures[judge] = 0
+                    return Record(
+                        **base,
+                        status=OK,
+                        success=verdict.success,
+                        confidence=verdict.confidence,
+                        reasoning=verdict.reasoning,
+                        usage=usage,
+                        latency_ms=round(reply.latency_ms, 1),
+                        attempts=attempts,
+                        cost_usd=round(cost, 8) if self.cost_known else None,
+                        served_model=done.served_model,
+                        at=time.time(),
+                    )
+                except GatewayError as exc:
+                    if exc.kind == "auth":
+                        raise FatalError(
+                            f"the gateway at {self.gateway.printable_url} refused the API key: "
+                            f"{exc.describe()}"
+                        ) from None
+                    error = exc.describe()
+                    hint = exc.retry_after_s
+                    if not exc.retryable:
+                        return self._failed(base, error, raw, usage, attempts, cost, judge)
+                except ModelMismatch as exc:
+                    return self._failed(
+                        base, f"{exc.kind}: {exc}", exc.raw, usage, attempts, cost, judge
+                    )
+                except ReplyError as exc:
+                    error = f"{exc.kind}: {exc}"
+                    raw = exc.raw[:4000]
+                if attempts > config.max_retries:
+                    return self._failed(
+                        base, error, raw, usage, attempts, cost, judge, breaker=False
+                    )
+                self.result.retries += 1
+                await anyio.sleep(self.gateway.backoff(attempts, hint))
+        finally:
+            self.reserved -= reserve
+
+    def _failed(
+        self,
+        base: dict[str, Any],
+        error: str,
+        raw: str | None,
+        usage: dict[str, int],
+        attempts: int,
+        cost: float,
+        judge: str,
+        *,
+        breaker: bool = True,
+    ) -> Record:
+        if breaker:
+            count = self.consecutive_failures.get(judge, 0) + 1
+            self.consecutive_failures[judge] = count
+            if count >= _BREAKER and not self._tally(judge).verdicts:
+                raise FatalError(
+                    f"every request to judge {judge} fails ({count} in a row, no verdict yet): "
+                    f"{error}"
+                )
+        return Record(
+            **base,
+            status=FAILED,
+            error=error,
+            raw=raw,
+            usage=usage,
+            attempts=attempts,
+            cost_usd=round(cost, 8) if self.cost_known else None,
+            at=time.time(),
+        )
+
+    # --- cost ----------------------------------------------------------------------
+
+    def _reserve(self, judge: str, prompt_tokens: int, output_tokens: int) -> float | None:
+        """Hold the request's expected cost; None (and stop) when it would pass --max-cost."""
+        expected = self.prices.cost(judge, prompt_tokens, output_tokens)
+        if expected is None:
+            self.cost_known = False
+            return 0.0
+        limit = self.config.max_cost
+        if limit is not None and self.spent + self.reserved + expected > limit:
+            self._stop("max_cost")
+            return None
+        self.reserved += expected
+        return expected
+
+    def _spend(
+        self, judge: str, reply_usage: dict[str, int], prompt_estimate: int, usage: dict[str, int]
+    ) -> float:
+        prompt = reply_usage.get("prompt_tokens", prompt_estimate)
+        completion_tokens = reply_usage.get("completion_tokens", 0)
+        usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + prompt
+        usage["completion_tokens"] = usage.get("completion_tokens", 0) + completion_tokens
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        cost = self.prices.cost(judge, prompt, completion_tokens)
+        self.result.tokens += prompt + completion_tokens
+        tally = self._tally(judge)
+        tally.tokens += prompt + completion_tokens
+        if cost is None:
+            self.cost_known = False
+            return 0.0
+        self.spent += cost
+        tally.cost_usd += cost
+        return cost
+
+    # --- writer ---------------------------------------------------------------------
+
+    async def _writer(self, receive: MemoryObjectReceiveStream[tuple[_Job, Record]]) -> None:
+        async with receive:
+            while True:
+                try:
+                    first = await receive.receive()
+                except anyio.EndOfStream:
+                    return
+                batch = [first]
+                while len(batch) < _WRITE_BATCH:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                records = [record for _, record in batch]
+                # fsync off the event loop; only after it do the records count.
+                await anyio.to_thread.run_sync(self.journal.append, records)
+                finished = 0
+                for job, record in batch:
+                    self._count(record)
+                    if record.sample == 0:
+                        self.scores.write(score_row(record))
+                    job.remaining -= 1
+                    if job.remaining == 0:
+                        finished += 1
+                self.progress.advance(finished, self._status())
+
+    def _tally(self, judge: str) -> JudgeTally:
+        tally = self.tallies.get(judge)
+        if tally is None:
+            tally = self.tallies[judge] = JudgeTally()
+        return tally
+
+    def _count(self, record: Record) -> None:
+        if record.status == OK:
+            self.result.verdicts += 1
+            tally = self._tally(record.judge or record.slot)
+            tally.verdicts += 1
+            tally.successes += record.success or 0
+        elif record.status == FAILED:
+            self.result.failed += 1
+            reason = (record.error or "unknown").split(":")[0]
+            self._tally(record.judge or record.slot).failures[reason] += 1
+        else:
+            self.result.skipped += 1
+            self._tally(record.slot).skipped += 1
+
+    def _status(self) -> dict[str, Any]:
+        stats = self.gateway.stats if hasattr(self, "gateway") else None
+        status: dict[str, Any] = {
+            "verdicts": self.result.verdicts,
+            "in_flight": self.gateway.in_flight if stats else 0,
+            "retries": self.result.retries,
+            "429s": stats.throttled if stats else 0,
+            "failed": self.result.failed,
+            "tokens": self.result.tokens,
+        }
+        if self.cost_known:
+            status["cost"] = f"${self.spent:,.4f}"
+        return status
+
+    # --- stopping ---------------------------------------------------------------
+
+    async def _watch_signals(self) -> None:
+        try:
+            receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+        except (NotImplementedError, ValueError, RuntimeError):
+            return  # not the main thread: the caller owns signals
+        with receiver as signals:
+            async for _ in signals:
+                if self.stopping() and self._work_scope is not None:
+                    self._work_scope.cancel()  # a second signal: stop now
+                else:
+                    self._stop("signal")
+
+    def stopping(self) -> bool:
+        """Whether the run takes no new sessions (a method: other tasks change it)."""
+        return self._stop_reason is not None
+
+    def _stop(self, reason: str) -> None:
+        if self._stop_reason is not None:
+            return
+        self._stop_reason = reason
+        self.result.stopped = reason
+        if reason == "signal" and self._control is not None:
+            self._control.start_soon(self._grace)
+
+    async def _grace(self) -> None:
+        await anyio.sleep(self.config.grace_s)
+        if self._work_scope is not None:
+            self._work_scope.cancel()
+
+    # --- the end -------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        result = self.result
+        result.judges = self.tallies
+        if hasattr(self, "gateway"):
+            result.requests_sent = self.gateway.stats.sent
+            result.throttled = self.gateway.stats.throttled
+        result.cost_usd = round(self.spent, 6) if self.cost_known else None
+        if result.exit_code != 2:
+            try:
+                result.score_rows = rebuild_scores(self.config.out)
+            except OSError as exc:
+                result.exit_code = 2
+                result.message = f"cannot write {self.config.out / SCORES}: {exc.strerror}"
+        if result.exit_code == 0:
+            if result.stopped == "signal":
+                result.exit_code = 130
+            elif result.stopped == "max_cost" or result.failed:
+                result.exit_code = 1
+        with contextlib.suppress(OSError):  # the summary is a convenience, not the record
+            self._write_json("summary.json", result.summary_json())
+
+    def _write_json(self, name: str, data: Mapping[str, Any]) -> None:
+        path = self.config.out / name
+        path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))
+
+    def summary_text(self) -> str:
+        r = self.result
+        return format_summary(
+            self.tallies,
+            wall_s=r.wall_s,
+            sent=r.requests_sent,
+            retries=r.retries,
+            throttled=r.throttled,
+            tokens=r.tokens,
+            cost_usd=r.cost_usd,
+        )
+
+
+def _first(error: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first error of the given kinds inside a (nested) exception group."""
+    if isinstance(error, kinds):
+        return error
+    for inner in getattr(error, "exceptions", ()):
+        found = _first(inner, kinds)
+        if found is not None:
+            return found
+    return None
+
+
+async def grade(config: GradeConfig, api_key: str | None) -> tuple[RunResult, str]:
+    """Run one grading run; return its result and the closing summary text."""
+    run = _Run(config, api_key)
+    result = await run.execute()
+    return result, run.summary_text()
+
+
+def resume_command(argv: Sequence[str]) -> str:
+    """The command line that resumes a run: the same one, without --fresh."""
+    kept = [a for a in argv if a != "--fresh"]
+    return "judge-engine " + shlex.join(kept)
+
+
+__all__ = ["FatalError", "GradeConfig", "RunResult", "grade", "resume_command"]

@@ -1,0 +1,337 @@
+"""A simulated judge gateway for the demo, the tests and the benchmarks. Not a model.
+
+In: chat-completions requests as judge-engine sends them. Out: OpenAI-shaped replies
+whose verdict is read from the trace, deterministically: the final assistant message
+decides (a failure cue such as "could not" or "failed" makes it 0), and each judge
+model flips a small, fixed share of sessions, so panels disagree a little.
+
+It listens on loopback only, enforces its own rate limit (at most `rpm` accepted
+requests in any 60 seconds, answered with 429 and `Retry-After`, or with reset headers
+only), announces its limits in `x-ratelimit-*` headers, and injects faults on request:
+429s, 5xx, dropped connections, malformed or cut-off verdicts, replies slower than the
+client's timeout, HTML, empty bodies, no choices, or another model's name.
+`GET /sim/stats` reports what it saw, counted at the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+NAME = "judge-engine simulator"
+BANNER = f"{NAME} (not a real model: verdicts are read from the trace by fixed rules)"
+_RECORD = re.compile(
+    r"<<<BEGIN UNTRUSTED RECORD (\w+)>>>\n(.*)\n<<<END UNTRUSTED RECORD \1>>>", re.S
+)
+_FAILURE_CUES = (
+    "could not", "couldn't", "cannot", "can't", "not able", "unable", "failed", "fails",
+    "failure", "error", "still does not", "did not", "denied", "sorry", "stopped without",
+    "no documents", "best guess", "traceback",
+)  # fmt: skip
+
+
+@dataclass
+class SimConfig:
+    latency_ms: float = 0.0
+    #: Latency varies uniformly within ± this share.
+    jitter: float = 0.2
+    rpm: int | None = None
+    #: Announce x-ratelimit-* headers on every reply (as OpenAI does).
+    rate_headers: bool = True
+    #: How an over-limit 429 says when to come back: "retry-after" or "reset" headers.
+    limit_hint: str = "retry-after"
+    fail_rate: float = 0.0
+    throttle_rate: float = 0.0
+    throttle_reset_rate: float = 0.0
+    drop_rate: float = 0.0
+    malformed_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_s: float = 30.0
+    html_rate: float = 0.0
+    empty_rate: float = 0.0
+    no_choices_rate: float = 0.0
+    wrong_model_rate: float = 0.0
+    #: Share of sessions on which a judge model flips the verdict.
+    disagreement: float = 0.08
+    #: When set, only this bearer token is accepted (401 otherwise).
+    api_key: str | None = None
+    seed: int = 0
+
+
+def verdict_for(record: str, model: str, disagreement: float = 0.08) -> dict[str, Any]:
+    """The simulator's deterministic verdict for a trace and a judge model."""
+    final = record.rsplit("] assistant\n", 1)[-1].lower()
+    failed = [cue for cue in _FAILURE_CUES if cue in final]
+    success = 0 if failed else 1
+    digest = hashlib.blake2b(f"{model}\x1f{record}".encode(), digest_size=8).digest()
+    draw = int.from_bytes(digest, "big") / 2**64
+    if draw < disagreement:
+        success = 1 - success
+        confidence = "low"
+        reasoning = "[simulator] this judge reads the outcome the other way"
+    else:
+        confidence = "high" if draw > 0.5 else "medium"
+        reasoning = (
+            f"[simulator] the final message reports failure ('{failed[0]}')"
+            if failed
+            else "[simulator] the final message reports the task done, with no failure cue"
+        )
+    return {"success": success, "confidence": confidence, "reasoning": reasoning}
+
+
+def max_in_window(times: Sequence[float], window_s: float = 60.0) -> int:
+    """The most events in any half-open window of `window_s` seconds."""
+    best = 0
+    start = 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+class Simulator:
+    """The server. `await start()` on a loopback port, `await stop()` when done."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self._rng = random.Random(self.config.seed)
+        self.arrivals: list[float] = []
+        self.accepted: deque[float] = deque()
+        self.accepted_times: list[float] = []
+        self.status: Counter[int] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.models: Counter[str] = Counter()
+        self.sessions_seen: Counter[str] = Counter()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/chat/completions", self._chat)
+        app.router.add_get("/sim/stats", self._stats)
+        app.router.add_get("/health", self._health)
+        self.app = app
+
+    async def start(self, port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        bound = sockets[0].getsockname()[1] if sockets else port
+        self.url = f"http://127.0.0.1:{bound}/v1"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "simulator": NAME,
+            "requests": len(self.arrivals),
+            "accepted": len(self.accepted_times),
+            "status": {str(k): v for k, v in sorted(self.status.items())},
+            "faults": dict(self.faults),
+            "models": dict(self.models),
+            "max_requests_per_60s": max_in_window(self.arrivals),
+            "max_accepted_per_60s": max_in_window(self.accepted_times),
+            "config": asdict(self.config) | {"api_key": bool(self.config.api_key)},
+        }
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "simulator": NAME})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    def _reply(
+        self, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        self.status[status] += 1
+        return web.Response(
+            status=status,
+            body=orjson.dumps(payload),
+            content_type="application/json",
+            headers={"Server": NAME, **(headers or {})},
+        )
+
+    def _error(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        return self._reply(
+            status, {"error": {"message": message, "type": kind, "code": status}}, headers
+        )
+
+    def _limit_headers(self, now: float) -> dict[str, str]:
+        rpm = self.config.rpm
+        if not rpm or not self.config.rate_headers:
+            return {}
+        remaining = max(0, rpm - len(self.accepted))
+        reset = (self.accepted[0] + 60.0 - now) if self.accepted else 0.0
+        return {
+            "x-ratelimit-limit-requests": str(rpm),
+            "x-ratelimit-remaining-requests": str(remaining),
+            "x-ratelimit-reset-requests": f"{max(0.0, reset):.3f}s",
+        }
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        now = time.monotonic()
+        self.arrivals.append(now)
+        config = self.config
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return self._error(401, "auth_error", "no API key passed")
+        if config.api_key is not None and auth[7:] != config.api_key:
+            return self._error(401, "invalid_api_key", "the API key is not valid")
+        try:
+            data = orjson.loads(await request.read())
+            model = data["model"]
+            messages = data["messages"]
+            if not isinstance(model, str) or not isinstance(messages, list):
+                raise TypeError
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return self._error(400, "invalid_request_error", "expected a chat-completions body")
+        self.models[model] += 1
+
+        # The limit first: over it, nothing else happens.
+        while self.accepted and now - self.accepted[0] >= 60.0:
+            self.accepted.popleft()
+        if config.rpm and len(self.accepted) >= config.rpm:
+            wait = self.accepted[0] + 60.0 - now
+            return self._throttle(
+                wait, "over the simulator's rate limit", reset_only=config.limit_hint == "reset"
+            )
+        self.accepted.append(now)
+        self.accepted_times.append(now)
+
+        fault = self._draw_fault()
+        if fault == "throttle":
+            return self._throttle(1.0, "injected rate limit")
+        if fault == "throttle_reset":
+            return self._throttle(1.0, "injected rate limit (reset headers)", reset_only=True)
+        if fault == "server_error":
+            return self._error(self._rng.choice((500, 502, 503)), "server_error", "injected fault")
+
+        if config.latency_ms > 0:
+            spread = 1.0 + config.jitter * (2 * self._rng.random() - 1)
+            await asyncio.sleep(config.latency_ms * spread / 1000)
+        if fault == "slow":
+            await asyncio.sleep(config.slow_s)
+        if fault == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()
+        if fault == "html":
+            self.status[200] += 1
+            return web.Response(
+                text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+            )
+        if fault == "empty":
+            self.status[200] += 1
+            return web.Response(body=b"", content_type="application/json")
+        if fault == "no_choices":
+            return self._reply(200, {"id": "sim", "object": "chat.completion", "choices": []})
+
+        content_text = str(messages[-1].get("content", "")) if messages else ""
+        match = _RECORD.search(content_text)
+        record = match.group(2) if match else content_text
+        verdict = verdict_for(record, model, config.disagreement)
+        text = orjson.dumps(verdict).decode()
+        digest = hashlib.blake2b(record.encode(), digest_size=4).digest()[0]
+        if digest % 5 == 0:
+            text = f"```json\n{text}\n```"  # some judges fence their JSON
+        finish = "stop"
+        if fault == "malformed":
+            if self._rng.random() < 0.5:
+                text = "The agent appears to have completed the task, so I would say yes."
+            else:
+                text, finish = text[: len(text) // 2], "length"
+        served = "sim-other-model" if fault == "wrong_model" else model
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
+        payload = {
+            "id": f"chatcmpl-sim-{len(self.arrivals)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": served,
+            "system_fingerprint": "judge-engine-simulator",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": finish,
+                    "message": {"role": "assistant", "content": text},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": 30,
+                "total_tokens": prompt_tokens + 30,
+            },
+        }
+        return self._reply(200, payload, self._limit_headers(time.monotonic()))
+
+    def _throttle(self, wait_s: float, message: str, *, reset_only: bool = False) -> web.Response:
+        wait_s = max(0.05, wait_s)
+        if reset_only:
+            headers = {
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": f"{wait_s:.3f}s",
+            }
+            if self.config.rpm:
+                headers["x-ratelimit-limit-requests"] = str(self.config.rpm)
+        else:
+            headers = {"Retry-After": str(max(1, math.ceil(wait_s)))}
+        return self._error(429, "rate_limit_exceeded", message, headers)
+
+    def _draw_fault(self) -> str | None:
+        config = self.config
+        draw = self._rng.random()
+        for name, rate in (
+            ("throttle", config.throttle_rate),
+            ("throttle_reset", config.throttle_reset_rate),
+            ("server_error", config.fail_rate),
+            ("drop", config.drop_rate),
+            ("malformed", config.malformed_rate),
+            ("slow", config.slow_rate),
+            ("html", config.html_rate),
+            ("empty", config.empty_rate),
+            ("no_choices", config.no_choices_rate),
+            ("wrong_model", config.wrong_model_rate),
+        ):
+            if draw < rate:
+                self.faults[name] += 1
+                return name
+            draw -= rate
+        return None
+
+
+async def serve(config: SimConfig, port: int) -> None:
+    """Run the simulator until cancelled (the `judge-engine sim` command)."""
+    simulator = Simulator(config)
+    url = await simulator.start(port)
+    print(f"{BANNER}\nlistening on {url}  (stats: {url.rsplit('/v1', 1)[0]}/sim/stats)", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await simulator.stop()
