@@ -21,7 +21,7 @@ _DEMO_KEY = "sim-demo-key"
 
 
 async def run_demo(out: Path, *, quiet: bool = False) -> int:
-    simulator = Simulator(SimConfig(latency_ms=150, rpm=600, api_key=_DEMO_KEY))
+    simulator = Simulator(SimConfig(latency_ms=150, rpm=1200, api_key=_DEMO_KEY))
     url = await simulator.start()
     print(f"{BANNER}\nlistening on {url}\n")
     print(
@@ -36,7 +36,7 @@ async def run_demo(out: Path, *, quiet: bool = False) -> int:
             base_url=url,
             out=out,
             concurrency=16,
-            rpm=600,
+            rpm=1200,
             fresh=True,
             quiet=quiet,
         )
@@ -55,7 +55,7 @@ async def run_demo(out: Path, *, quiet: bool = False) -> int:
         stats = simulator.stats()
         print(
             f"\nthe simulator counted {stats['requests']} requests in all "
-            f"(at most {stats['max_requests_per_60s']} in any 60 s; its limit is 600)"
+            f"(at most {stats['max_requests_per_60s']} in any 60 s; its limit is 1200)"
         )
         return max(first.exit_code, second.exit_code)
     finally:

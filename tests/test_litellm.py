@@ -1,0 +1,173 @@
+"""Integration: the engine against a real third-party gateway, LiteLLM's proxy, on loopback.
+
+The proxy runs from its own virtual environment (tests/run.sh installs it and sets
+JUDGE_ENGINE_LITELLM to its `litellm` command), with `mock_response` models, a master
+key and no upstream: everything stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from judge_engine.demo import SAMPLES
+from judge_engine.engine import GradeConfig, grade
+
+from .conftest import read_jsonl
+
+LITELLM = os.environ.get("JUDGE_ENGINE_LITELLM")
+MASTER_KEY = "sk-litellm-master-" + "m" * 24
+
+pytestmark = [
+    pytest.mark.litellm,
+    pytest.mark.skipif(
+        not LITELLM,
+        reason="set JUDGE_ENGINE_LITELLM to LiteLLM's litellm command (tests/run.sh does)",
+    ),
+]
+
+CONFIG = f"""
+model_list:
+  - model_name: judge-a
+    litellm_params:
+      model: openai/judge-a
+      api_key: not-used
+      mock_response: '{{"success": 1, "confidence": "high", "reasoning": "the tests pass"}}'
+  - model_name: judge-b
+    litellm_params:
+      model: openai/judge-b
+      api_key: not-used
+      rpm: 6000
+      mock_response: "```json\\n{{\\"success\\": 0, \\"confidence\\": \\"medium\\", \\
+        \\"reasoning\\": \\"no evidence\\"}}\\n```"
+  - model_name: judge-429
+    litellm_params:
+      model: openai/judge-429
+      api_key: not-used
+      mock_response: litellm.RateLimitError
+  - model_name: judge-500
+    litellm_params:
+      model: openai/judge-500
+      api_key: not-used
+      mock_response: litellm.InternalServerError
+router_settings:
+  num_retries: 0
+general_settings:
+  master_key: {MASTER_KEY}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("litellm")
+    (folder / "config.yaml").write_text(CONFIG)
+    port = _free_port()
+    log = open(folder / "proxy.log", "wb")  # noqa: SIM115
+    assert LITELLM is not None
+    process = subprocess.Popen(
+        [
+            LITELLM,
+            "--config",
+            str(folder / "config.yaml"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
+    )
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/health/liveliness", timeout=2
+                ):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "LiteLLM's proxy did not start:\n"
+                        + (folder / "proxy.log").read_text()[-3000:]
+                    ) from None
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _config(tmp_path: Path, url: str, **changes: object) -> GradeConfig:
+    config = GradeConfig(
+        sources=(str(SAMPLES),),
+        judges=("judge-a", "judge-b"),
+        base_url=url,
+        out=tmp_path / "out",
+        quiet=True,
+        concurrency=8,
+        backoff_base_s=0.05,
+    )
+    return replace(config, **changes)
+
+
+async def test_a_panel_grades_through_litellm_and_resumes_with_no_request(
+    proxy: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, proxy)  # base URL without /v1: the proxy serves both
+    result, _ = await grade(config, MASTER_KEY)
+    assert result.exit_code == 0, result.message
+    assert result.sessions == 23 and result.rejected == 1
+    assert result.verdicts == 46 and result.failed == 0
+    rows = read_jsonl(tmp_path / "out" / "scores.jsonl")
+    by_slot = {r["judge_slot"]: r["scores"]["task_success"] for r in rows}
+    assert by_slot == {"judge-a": 1, "judge-b": 0}  # plain and fenced JSON both parsed
+    assert {r["usage"]["total_tokens"] for r in rows} == {30}  # LiteLLM's mock usage
+    again, _ = await grade(config, MASTER_KEY)
+    assert again.requests_sent == 0 and again.already_done == 23
+
+
+async def test_litellm_429s_and_500s_are_retried_then_reported(proxy: str, tmp_path: Path) -> None:
+    config = _config(
+        tmp_path, proxy + "/v1", judges=("judge-429", "judge-500"), max_retries=1, limit=3
+    )
+    result, _ = await grade(config, MASTER_KEY)
+    assert result.exit_code == 1
+    assert result.failed == 6 and result.retries == 6 and result.throttled == 6
+    errors = {r["slot"]: r["error"] for r in read_jsonl(tmp_path / "out" / "journal.jsonl")}
+    assert errors["judge-429"].startswith("rate_limited 429")
+    assert errors["judge-500"].startswith("server_error 500")
+
+
+async def test_a_wrong_key_stops_the_run_and_never_leaks(proxy: str, tmp_path: Path) -> None:
+    wrong = "sk-wrong-" + "w" * 30
+    result, summary = await grade(_config(tmp_path, proxy, concurrency=1), wrong)
+    # LiteLLM answers a key it does not know with 400 (no database), not 401:
+    # the breaker stops the run after ten identical permanent failures.
+    assert result.exit_code == 2
+    assert "every request to judge" in result.message
+    for text in (result.message, summary):
+        assert wrong not in text and MASTER_KEY not in text
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert wrong.encode() not in path.read_bytes()
