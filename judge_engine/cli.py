@@ -220,6 +220,70 @@ def build_parser() -> argparse.ArgumentParser:
         "--file", metavar="PATH", help="where to write (default OUT/scores-by-session.*)"
     )
 
+    agree = commands.add_parser(
+        "agree",
+        help="how far the judges agree: kappa with intervals, majority, labels, calibration",
+        description="Agreement over the verdicts in OUT, by the model that actually judged "
+        "(a fallback counts as itself): per pair of judges n, percent agreement, Cohen's "
+        "kappa with a 95%% bootstrap interval and the confusion matrix; Fleiss' kappa and "
+        "Krippendorff's alpha across all judges; the majority verdict and how often each "
+        "judge sides with it; repeat stability (grade --repeats); accuracy, precision, "
+        "recall, F1 and kappa against labels (--labels FILE, or a label column the source "
+        "carries); agreement by stated confidence.",
+    )
+    agree.add_argument("out", metavar="OUT", help="a results folder a grade run wrote")
+    agree.add_argument(
+        "--by",
+        choices=("benchmark", "harness", "none"),
+        default="none",
+        help="repeat everything per benchmark or harness",
+    )
+    agree.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="JSONL ({session_id, label}) or CSV (session_id,label) of 0/1 labels",
+    )
+    agree.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+
+    report = commands.add_parser(
+        "report",
+        help="success rates by benchmark, harness and agent model, with intervals and cost",
+        description="Success rate per benchmark x harness x agent model with n and Wilson 95%% "
+        "intervals (cells under --min-n marked); per configuration the pooled rate beside the "
+        "benchmark-balanced rate; the agents' tokens and cost per task and per success; "
+        "optionally PNG charts.",
+    )
+    report.add_argument("out", metavar="OUT", help="a results folder a grade run wrote")
+    which = report.add_mutually_exclusive_group()
+    which.add_argument(
+        "--judge",
+        metavar="SLOT",
+        help="the judge slot whose verdicts count "
+        "(default: the first slot, the task_success column)",
+    )
+    which.add_argument(
+        "--majority",
+        action="store_true",
+        help="count the majority verdict of the judge models (ties left out)",
+    )
+    report.add_argument(
+        "--min-n",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="mark cells with fewer sessions (default 10)",
+    )
+    report.add_argument("--format", choices=("md", "csv"), default="md", help="output format")
+    report.add_argument(
+        "--plots", metavar="DIR", help="write PNG charts into DIR (needs matplotlib)"
+    )
+    report.add_argument(
+        "--price",
+        action="append",
+        metavar="MODEL=IN,OUT",
+        help="agent-model price in USD per million tokens (repeatable)",
+    )
+
     sim = commands.add_parser(
         "sim",
         help="run the judge-gateway simulator on loopback (not a real model)",
@@ -498,6 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args)
         if args.command == "sim":
             return _sim(args)
+        if args.command == "agree":
+            return _agree(args)
+        if args.command == "report":
+            return _report(args)
     except (UsageError, SourceError, RubricError, BudgetError, JournalError) as exc:
         print(f"judge-engine: error: {exc}", file=sys.stderr)
         return 2
@@ -801,4 +869,51 @@ def _sim(args: argparse.Namespace) -> int:
         pass
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    return 0
+
+
+def _agree(args: argparse.Namespace) -> int:
+    from .agreement import agree, render
+
+    try:
+        result = agree(
+            Path(args.out), by=args.by, labels_file=Path(args.labels) if args.labels else None
+        )
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    print(render(result))
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        print(f"\nfigures as JSON: {args.json}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build, plots, to_csv, to_markdown
+
+    prices = {}
+    for text in args.price or []:
+        try:
+            model, pair = parse_price(text)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        prices[model] = pair
+    out = Path(args.out)
+    try:
+        report = build(
+            out, slot=args.judge, majority=args.majority, min_n=args.min_n, prices=prices
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    print(to_markdown(report) if args.format == "md" else to_csv(report), end="")
+    print()
+    if args.plots:
+        from .agreement import agree
+
+        try:
+            written = plots(report, agree(out), Path(args.plots))
+        except RuntimeError as exc:
+            raise UsageError(str(exc)) from None
+        for path in written:
+            print(f"plot: {path}", file=sys.stderr)
     return 0

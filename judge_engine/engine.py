@@ -358,7 +358,16 @@ class _Run:
         self, job: _Job, assignment: Assignment, sample: int, key: str
     ) -> dict[str, Any]:
         session = job.session
-        label = session.metadata.get("success")
+        meta = session.metadata
+        label = meta.get("success")
+        usage = {
+            name: int(meta[name])
+            for name in ("input_tokens", "output_tokens", "total_tokens")
+            if isinstance(meta.get(name), (int, float)) and not isinstance(meta.get(name), bool)
+        }
+        if "total_tokens" not in usage and {"input_tokens", "output_tokens"} <= set(usage):
+            usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+        agent_cost = meta.get("agent_cost")
         return {
             "key": key,
             "session_id": session.session_id,
@@ -373,6 +382,10 @@ class _Run:
             "harness": session.harness,
             "agent_models": session.agent_models,
             "label": int(label) if isinstance(label, (bool, int)) and label in (0, 1) else None,
+            "agent_usage": usage,
+            "agent_cost_usd": float(agent_cost)
+            if isinstance(agent_cost, (int, float)) and not isinstance(agent_cost, bool)
+            else None,
         }
 
     def _skip_record(self, job: _Job, assignment: Assignment, sample: int, key: str) -> Record:

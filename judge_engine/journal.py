@@ -71,6 +71,9 @@ class Record:
     agent_models: tuple[str, ...] = ()
     #: Labels the source carries (e.g. Exgentic's success column), for `agree`.
     label: int | None = None
+    #: The agent's own token counts and cost as the trace records them, for `report`.
+    agent_usage: dict[str, int] = field(default_factory=dict)
+    agent_cost_usd: float | None = None
     at: float = 0.0
 
     def to_json(self) -> bytes:

@@ -350,6 +350,8 @@ def otel_row(
         ),
         "error": f"[{tool_errors} tool error(s) detected. See spans for details.]",
         "collected_at": _iso(timestamp, 0),
+        # The benchmark's own verdict, as the dataset's v2 carries it.
+        "success": success,
     }
 
 

@@ -1,0 +1,448 @@
+"""The success report: who succeeded where, with intervals, tokens and cost.
+
+In: the verdicts in `OUT/journal.jsonl` (one judge slot, or the majority of the judge
+models per session), the agents' token counts and costs the traces carry, and prices.
+Out: tables as Markdown or CSV, and with `--plots DIR` PNG charts:
+
+- success rate per benchmark x harness x agent model, with n and Wilson 95%
+  intervals; cells under `--min-n` are marked;
+- per configuration (harness x agent model): the pooled rate next to the
+  benchmark-balanced rate (the mean of its per-benchmark rates), because
+  configurations ran different benchmark mixes and pooling misleads;
+- tokens and cost per task and per success, where the traces carry token counts and
+  the source's cost or a price for the agent model is known.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .agreement import load as load_agreement
+from .journal import JOURNAL, OK, read_records
+from .pricing import PriceTable
+from .stats import balanced_rate, wilson
+
+
+@dataclass
+class _Session:
+    benchmark: str
+    harness: str
+    model: str
+    success: int
+    tokens: int | None = None
+    cost: float | None = None
+
+
+@dataclass
+class Cell:
+    successes: int = 0
+    n: int = 0
+    tokens: list[int] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+
+    def add(self, session: _Session) -> None:
+        self.n += 1
+        self.successes += session.success
+        if session.tokens is not None:
+            self.tokens.append(session.tokens)
+        if session.cost is not None:
+            self.costs.append(session.cost)
+
+
+def slots(out_dir: Path) -> list[str]:
+    """Judge slots in the journal, in the order of their first verdict."""
+    seen: dict[str, None] = {}
+    for record in read_records(out_dir / JOURNAL):
+        seen.setdefault(record.slot, None)
+    return list(seen)
+
+
+def _sessions(out_dir: Path, slot: str | None, prices: PriceTable) -> list[_Session]:
+    """One row per session: its verdict from `slot`, or the judges' majority (slot None)."""
+    journal = out_dir / JOURNAL
+    if not journal.exists():
+        raise FileNotFoundError(f"{out_dir} holds no {JOURNAL}: grade into it first")
+    facts: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, int] = {}
+    for record in read_records(journal):
+        if record.sample != 0:
+            continue
+        fact = facts.setdefault(
+            record.session_id,
+            {
+                "benchmark": record.benchmark or "unknown",
+                "harness": record.harness or "unknown",
+                "model": " + ".join(record.agent_models) or "unknown",
+                "usage": {},
+                "cost": None,
+                "models": record.agent_models,
+            },
+        )
+        # Keep what any record knows: records from older runs may lack these.
+        if record.agent_usage:
+            fact["usage"] = record.agent_usage
+        if record.agent_cost_usd is not None:
+            fact["cost"] = record.agent_cost_usd
+        if slot is not None and record.slot == slot:
+            if record.status == OK and record.success is not None:
+                chosen[record.session_id] = record.success
+            else:
+                chosen.pop(record.session_id, None)
+    if slot is None:
+        data = load_agreement(out_dir)
+        for session, verdicts in data.first.items():
+            votes = Counter(success for success, _ in verdicts.values())
+            ranked = votes.most_common()
+            if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
+                chosen[session] = ranked[0][0]
+    out = []
+    for session, success in chosen.items():
+        fact = facts[session]
+        usage: Mapping[str, int] = fact["usage"] or {}
+        tokens = usage.get("total_tokens")
+        cost = fact["cost"]
+        if (
+            cost is None
+            and len(fact["models"]) == 1
+            and {"input_tokens", "output_tokens"} <= set(usage)
+        ):
+            cost = prices.cost(fact["models"][0], usage["input_tokens"], usage["output_tokens"])
+        out.append(
+            _Session(fact["benchmark"], fact["harness"], fact["model"], success, tokens, cost)
+        )
+    return out
+
+
+def build(
+    out_dir: Path,
+    *,
+    slot: str | None = None,
+    majority: bool = False,
+    min_n: int = 10,
+    prices: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    """The report's tables as data."""
+    available = slots(out_dir) if (out_dir / JOURNAL).exists() else []
+    if majority:
+        slot = None
+        verdict = "the majority of the judge models (ties left out)"
+    else:
+        if slot is None:
+            if not available:
+                raise FileNotFoundError(f"{out_dir} holds no {JOURNAL}: grade into it first")
+            slot = available[0]
+        elif slot not in available:
+            raise ValueError(f"no judge slot {slot!r} in {out_dir}: {', '.join(available)}")
+        verdict = f"judge slot {slot}"
+    sessions = _sessions(out_dir, slot, PriceTable(prices))
+    cells: dict[tuple[str, str, str], Cell] = {}
+    configs: dict[tuple[str, str], dict[str, Cell]] = {}
+    for session in sessions:
+        cells.setdefault((session.benchmark, session.harness, session.model), Cell()).add(session)
+        per_benchmark = configs.setdefault((session.harness, session.model), {})
+        per_benchmark.setdefault(session.benchmark, Cell()).add(session)
+    cell_rows = []
+    for (benchmark, harness, model), cell in sorted(cells.items()):
+        cell_rows.append(
+            {
+                "benchmark": benchmark,
+                "harness": harness,
+                "agent_model": model,
+                "n": cell.n,
+                "successes": cell.successes,
+                "rate": cell.successes / cell.n,
+                "ci95": wilson(cell.successes, cell.n),
+                "small": cell.n < min_n,
+            }
+        )
+    config_rows = []
+    for (harness, model), per_benchmark in sorted(configs.items()):
+        pooled = Cell()
+        for cell in per_benchmark.values():
+            pooled.successes += cell.successes
+            pooled.n += cell.n
+            pooled.tokens += cell.tokens
+            pooled.costs += cell.costs
+        balanced = balanced_rate([(c.successes, c.n) for c in per_benchmark.values()])
+        assert balanced is not None
+        successes = pooled.successes
+        config_rows.append(
+            {
+                "harness": harness,
+                "agent_model": model,
+                "benchmarks": len(per_benchmark),
+                "n": pooled.n,
+                "pooled_rate": successes / pooled.n,
+                "pooled_ci95": wilson(successes, pooled.n),
+                "balanced_rate": balanced[0],
+                "balanced_ci95": balanced[1],
+                "small": any(c.n < min_n for c in per_benchmark.values()),
+                "tokens_per_task": _mean(pooled.tokens),
+                "tokens_per_success": sum(pooled.tokens) / successes
+                if pooled.tokens and successes and len(pooled.tokens) == pooled.n
+                else None,
+                "cost_per_task": _mean(pooled.costs),
+                "cost_per_success": sum(pooled.costs) / successes
+                if pooled.costs and successes and len(pooled.costs) == pooled.n
+                else None,
+            }
+        )
+    return {
+        "verdict": verdict,
+        "sessions": len(sessions),
+        "min_n": min_n,
+        "cells": cell_rows,
+        "configurations": config_rows,
+        "benchmarks": sorted({s.benchmark for s in sessions}),
+    }
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _interval(ci: Sequence[float] | None) -> str:
+    return "-" if ci is None else f"{ci[0]:.0%}–{ci[1]:.0%}"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.4f}"
+
+
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def to_markdown(report: Mapping[str, Any]) -> str:
+    mark = f"† fewer than {report['min_n']} sessions"
+    lines = [
+        f"# Success report ({report['sessions']} sessions; verdict: {report['verdict']})",
+        "",
+        "## Success by benchmark, harness and agent model",
+        "",
+        "| benchmark | harness | agent model | n | success | 95% CI (Wilson) |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for row in report["cells"]:
+        flag = " †" if row["small"] else ""
+        lines.append(
+            f"| {row['benchmark']} | {row['harness']} | {row['agent_model']} | {row['n']}{flag} "
+            f"| {_pct(row['rate'])} | {_interval(row['ci95'])} |"
+        )
+    lines += [
+        "",
+        mark,
+        "",
+        "## Configurations: pooled vs benchmark-balanced",
+        "",
+        "Pooled weighs every session alike; balanced is the mean of the per-benchmark rates "
+        "(normal interval from their Agresti-Coull-adjusted binomial variances), so a "
+        "configuration that ran more of an easy benchmark does not look better for it.",
+        "",
+        "| harness | agent model | benchmarks | n | pooled | 95% CI | balanced | 95% CI |",
+        "|---|---|---:|---:|---:|---|---:|---|",
+    ]
+    for row in report["configurations"]:
+        flag = " †" if row["small"] else ""
+        lines.append(
+            f"| {row['harness']} | {row['agent_model']} | {row['benchmarks']} | {row['n']}{flag} "
+            f"| {_pct(row['pooled_rate'])} | {_interval(row['pooled_ci95'])} "
+            f"| {_pct(row['balanced_rate'])} | {_interval(row['balanced_ci95'])} |"
+        )
+    lines += [
+        "",
+        "## Tokens and cost (the agents', from the traces)",
+        "",
+        "| harness | agent model | tokens / task | tokens / success | cost / task "
+        "| cost / success |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in report["configurations"]:
+        lines.append(
+            f"| {row['harness']} | {row['agent_model']} | {_count(row['tokens_per_task'])} "
+            f"| {_count(row['tokens_per_success'])} | {_money(row['cost_per_task'])} "
+            f"| {_money(row['cost_per_success'])} |"
+        )
+    lines += [
+        "",
+        "Cost comes from the source's own cost column, else from the token counts "
+        "and the agent model's price (built in, or --price); '-' where neither is known.",
+    ]
+    return "\n".join(lines)
+
+
+def to_csv(report: Mapping[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        [
+            "table",
+            "benchmark",
+            "harness",
+            "agent_model",
+            "n",
+            "successes",
+            "rate",
+            "ci_low",
+            "ci_high",
+            "balanced_rate",
+            "balanced_low",
+            "balanced_high",
+            "tokens_per_task",
+            "tokens_per_success",
+            "cost_per_task",
+            "cost_per_success",
+            "small",
+        ]
+    )
+    for row in report["cells"]:
+        low, high = row["ci95"] or (None, None)
+        writer.writerow(
+            [
+                "cell",
+                row["benchmark"],
+                row["harness"],
+                row["agent_model"],
+                row["n"],
+                row["successes"],
+                row["rate"],
+                low,
+                high,
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                row["small"],
+            ]
+        )
+    for row in report["configurations"]:
+        low, high = row["pooled_ci95"] or (None, None)
+        b_low, b_high = row["balanced_ci95"]
+        writer.writerow(
+            [
+                "configuration",
+                "",
+                row["harness"],
+                row["agent_model"],
+                row["n"],
+                round(row["pooled_rate"] * row["n"]),
+                row["pooled_rate"],
+                low,
+                high,
+                row["balanced_rate"],
+                b_low,
+                b_high,
+                row["tokens_per_task"],
+                row["tokens_per_success"],
+                row["cost_per_task"],
+                row["cost_per_success"],
+                row["small"],
+            ]
+        )
+    return buffer.getvalue()
+
+
+def plots(report: Mapping[str, Any], agreement: Mapping[str, Any], folder: Path) -> list[Path]:
+    """PNG charts: success heatmap, pooled vs balanced bars, the judges' kappa matrix."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("--plots needs matplotlib: pip install 'judge-engine[plots]'") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    configs = [f"{r['harness']}\n{r['agent_model']}" for r in report["configurations"]]
+    benchmarks = report["benchmarks"]
+    grid = [[float("nan")] * len(benchmarks) for _ in configs]
+    index = {(r["harness"], r["agent_model"]): i for i, r in enumerate(report["configurations"])}
+    for cell in report["cells"]:
+        grid[index[(cell["harness"], cell["agent_model"])]][benchmarks.index(cell["benchmark"])] = (
+            cell["rate"]
+        )
+    figure, axes = plt.subplots(figsize=(1.4 * len(benchmarks) + 3, 0.6 * len(configs) + 2))
+    image = axes.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    axes.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right")
+    axes.set_yticks(range(len(configs)), configs, fontsize=7)
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            if value == value:  # not NaN
+                axes.text(
+                    j,
+                    i,
+                    f"{value:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value < 0.5 else "black",
+                )
+    figure.colorbar(image, ax=axes, label="success rate")
+    axes.set_title(f"Success by configuration and benchmark ({report['verdict']})", fontsize=9)
+    figure.tight_layout()
+    written.append(_save(figure, folder / "success_heatmap.png", plt))
+
+    figure, axes = plt.subplots(figsize=(max(6, 0.9 * len(configs) + 2), 4))
+    rows = report["configurations"]
+    positions = range(len(rows))
+    for offset, (key, ci_key, label) in enumerate(
+        (("pooled_rate", "pooled_ci95", "pooled"), ("balanced_rate", "balanced_ci95", "balanced"))
+    ):
+        values = [r[key] for r in rows]
+        errors = [[r[key] - r[ci_key][0] for r in rows], [r[ci_key][1] - r[key] for r in rows]]
+        axes.bar(
+            [p + (offset - 0.5) * 0.38 for p in positions],
+            values,
+            0.38,
+            yerr=errors,
+            capsize=3,
+            label=label,
+        )
+    axes.set_xticks(list(positions), configs, fontsize=6, rotation=30, ha="right")
+    axes.set_ylim(0, 1)
+    axes.set_ylabel("success rate (95% CI)")
+    axes.legend()
+    axes.set_title("Pooled vs benchmark-balanced success per configuration", fontsize=9)
+    figure.tight_layout()
+    written.append(_save(figure, folder / "pooled_vs_balanced.png", plt))
+
+    judges = list(agreement.get("judges", []))
+    if len(judges) >= 2:
+        matrix = [[1.0 if a == b else float("nan") for b in judges] for a in judges]
+        for pair in agreement["pairs"]:
+            i, j = judges.index(pair["a"]), judges.index(pair["b"])
+            value = pair["cohen_kappa"]
+            matrix[i][j] = matrix[j][i] = float("nan") if value is None else value
+        figure, axes = plt.subplots(figsize=(1.2 * len(judges) + 3, 1.0 * len(judges) + 2))
+        image = axes.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu")
+        axes.set_xticks(range(len(judges)), judges, rotation=30, ha="right", fontsize=8)
+        axes.set_yticks(range(len(judges)), judges, fontsize=8)
+        for i, row in enumerate(matrix):
+            for j, value in enumerate(row):
+                if value == value:
+                    axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
+        figure.colorbar(image, ax=axes, label="Cohen's kappa")
+        axes.set_title("Pairwise agreement of the judges", fontsize=9)
+        figure.tight_layout()
+        written.append(_save(figure, folder / "judge_kappa.png", plt))
+    return written
+
+
+def _save(figure: Any, path: Path, plt: Any) -> Path:
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
