@@ -20,6 +20,7 @@ import contextlib
 import shlex
 import signal
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -119,6 +120,10 @@ class RunResult:
     stopped: str | None = None
     score_rows: int = 0
     judges: dict[str, JudgeTally] = field(default_factory=dict)
+    #: CPU seconds by stage: read (sources, adapters, guard, resume check), render,
+    #: parse (verdicts), journal (durable writes, score rows), and the rest: HTTP, the
+    #: event loop, limits and progress. Measured per thread, so stages do not overlap.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     def summary_json(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "judges"}
@@ -163,12 +168,14 @@ class _Run:
         self._work_scope: anyio.CancelScope | None = None
         self._control: anyio.abc.TaskGroup | None = None
         self._sessions_limit = config.limit
+        self.cpu: defaultdict[str, float] = defaultdict(float)
 
     # --- the run ---------------------------------------------------------------
 
     async def execute(self) -> RunResult:
         config = self.config
         started = time.monotonic()
+        cpu_started = time.process_time()
         sources = expand(config.sources)
         self.journal = Journal(config.out, fresh=config.fresh)
         try:
@@ -200,6 +207,11 @@ class _Run:
         finally:
             self.journal.close()
         self.result.wall_s = time.monotonic() - started
+        cpu_total = time.process_time() - cpu_started
+        stages = {k: round(v, 4) for k, v in self.cpu.items()}
+        stages["http_and_loop"] = round(max(0.0, cpu_total - sum(self.cpu.values())), 4)
+        stages["total"] = round(cpu_total, 4)
+        self.result.cpu_s = stages
         self._finish()
         return self.result
 
@@ -263,6 +275,13 @@ class _Run:
         Returns the jobs, how many rows were finished without work (rejected, or done
         in an earlier run) and whether more rows may follow.
         """
+        cpu = time.thread_time()
+        try:
+            return self._read_batch(items)
+        finally:
+            self.cpu["read"] += time.thread_time() - cpu
+
+    def _read_batch(self, items: Iterator[Session | Rejection]) -> tuple[list[_Job], int, bool]:
         jobs: list[_Job] = []
         finished = 0
         while len(jobs) < _BATCH:
@@ -328,6 +347,7 @@ class _Run:
             if assignment.judge is None:
                 await records.send((job, self._skip_record(job, assignment, sample, key)))
                 continue
+            cpu = time.thread_time()
             if base is None:
                 base = render_request(
                     job.session,
@@ -341,12 +361,15 @@ class _Run:
                 requests[assignment.judge] = base
             request = requests.get(assignment.judge) or retarget(base, assignment.judge)
             requests[assignment.judge] = request
-            asks.append((assignment, sample, key, request))
+            asks.append((assignment, sample, key, request, orjson.dumps(request.body)))
+            self.cpu["render"] += time.thread_time() - cpu
         if not asks:
             return
 
-        async def ask(assignment: Assignment, sample: int, key: str, request: JudgeRequest) -> None:
-            record = await self._ask(job, assignment, sample, key, request)
+        async def ask(
+            assignment: Assignment, sample: int, key: str, request: JudgeRequest, body: bytes
+        ) -> None:
+            record = await self._ask(job, assignment, sample, key, request, body)
             if record is not None:
                 await records.send((job, record))
 
@@ -397,7 +420,13 @@ class _Run:
         )
 
     async def _ask(
-        self, job: _Job, assignment: Assignment, sample: int, key: str, request: JudgeRequest
+        self,
+        job: _Job,
+        assignment: Assignment,
+        sample: int,
+        key: str,
+        request: JudgeRequest,
+        body: bytes,
     ) -> Record | None:
         """Ask one judge until it gives a verdict or no retry is left. None: not asked."""
         judge = assignment.judge
@@ -408,7 +437,6 @@ class _Run:
         reserve = self._reserve(judge, request.prompt_tokens, output)
         if reserve is None:
             return None
-        body = orjson.dumps(request.body)
         usage: dict[str, int] = {}
         cost = 0.0
         attempts = 0
@@ -421,12 +449,15 @@ class _Run:
                 hint: float | None = None
                 try:
                     reply = await self.gateway.send(body, estimate)
-                    done = completion(
-                        reply.data, judge, check_model=not config.allow_model_mismatch
-                    )
-                    spent = self._spend(judge, done.usage, request.prompt_tokens, usage)
-                    cost += spent
-                    verdict = parse_verdict(done.content, done.finish_reason)
+                    cpu = time.thread_time()
+                    try:
+                        done = completion(
+                            reply.data, judge, check_model=not config.allow_model_mismatch
+                        )
+                        cost += self._spend(judge, done.usage, request.prompt_tokens, usage)
+                        verdict = parse_verdict(done.content, done.finish_reason)
+                    finally:
+                        self.cpu["parse"] += time.thread_time() - cpu
                     self.consecutive_failures[judge] = 0
                     return Record(
                         **base,
@@ -549,7 +580,8 @@ class _Run:
                         break
                 records = [record for _, record in batch]
                 # fsync off the event loop; only after it do the records count.
-                await anyio.to_thread.run_sync(self.journal.append, records)
+                await anyio.to_thread.run_sync(self._append, records)
+                cpu = time.thread_time()
                 finished = 0
                 for job, record in batch:
                     self._count(record)
@@ -558,7 +590,16 @@ class _Run:
                     job.remaining -= 1
                     if job.remaining == 0:
                         finished += 1
+                self.cpu["journal"] += time.thread_time() - cpu
                 self.progress.advance(finished, self._status())
+
+    def _append(self, records: list[Record]) -> None:
+        """In a worker thread: make a batch durable."""
+        cpu = time.thread_time()
+        try:
+            self.journal.append(records)
+        finally:
+            self.cpu["journal"] += time.thread_time() - cpu
 
     def _tally(self, judge: str) -> JudgeTally:
         tally = self.tallies.get(judge)

@@ -103,12 +103,21 @@ def read_records(path: Path) -> Iterator[Record]:
                 continue
 
 
-def latest_records(path: Path) -> dict[tuple[str, str, int], Record]:
-    """The newest record per (session, slot, sample): what the score columns show."""
-    latest: dict[tuple[str, str, int], Record] = {}
-    for record in read_records(path):
-        latest[(record.session_id, record.slot, record.sample)] = record
-    return latest
+def _slot_key(record: Record) -> bytes:
+    text = f"{record.session_id}\x1f{record.slot}\x1f{record.sample}"
+    return hashlib.blake2b(text.encode(), digest_size=12).digest()
+
+
+def iter_latest(path: Path) -> Iterator[Record]:
+    """The newest record per (session, slot, sample), in journal order: what the score
+    columns show. Two passes over the file, so memory holds one small digest per key,
+    not every record."""
+    newest: dict[bytes, int] = {}
+    for number, record in enumerate(read_records(path)):
+        newest[_slot_key(record)] = number
+    for number, record in enumerate(read_records(path)):
+        if newest.get(_slot_key(record)) == number:
+            yield record
 
 
 class Journal:

@@ -110,6 +110,8 @@ class Simulator:
         self.arrivals: list[float] = []
         self.accepted: deque[float] = deque()
         self.accepted_times: list[float] = []
+        self.throttled_times: list[float] = []
+        self.first_arrival_epoch: float | None = None
         self.status: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
         self.models: Counter[str] = Counter()
@@ -157,6 +159,7 @@ class Simulator:
             "models": dict(self.models),
             "max_requests_per_60s": max_in_window(self.arrivals),
             "max_accepted_per_60s": max_in_window(self.accepted_times),
+            "first_arrival_epoch": self.first_arrival_epoch,
             "config": asdict(self.config) | {"api_key": bool(self.config.api_key)},
         }
 
@@ -164,7 +167,14 @@ class Simulator:
         return web.json_response({"status": "ok", "simulator": NAME})
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats())
+        stats = self.stats()
+        if request.query.get("times"):
+            # Seconds since the first request: for benchmarks that need the timeline.
+            start = self.arrivals[0] if self.arrivals else 0.0
+            stats["arrival_times"] = [round(t - start, 4) for t in self.arrivals]
+            stats["accepted_times"] = [round(t - start, 4) for t in self.accepted_times]
+            stats["throttled_times"] = [round(t - start, 4) for t in self.throttled_times]
+        return web.json_response(stats)
 
     def _reply(
         self, status: int, payload: Any, headers: dict[str, str] | None = None
@@ -198,6 +208,8 @@ class Simulator:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         now = time.monotonic()
+        if not self.arrivals:
+            self.first_arrival_epoch = time.time()
         self.arrivals.append(now)
         config = self.config
         auth = request.headers.get("Authorization", "")
@@ -292,6 +304,7 @@ class Simulator:
         return self._reply(200, payload, self._limit_headers(time.monotonic()))
 
     def _throttle(self, wait_s: float, message: str, *, reset_only: bool = False) -> web.Response:
+        self.throttled_times.append(time.monotonic())
         wait_s = max(0.05, wait_s)
         if reset_only:
             headers = {

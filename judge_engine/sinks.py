@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import orjson
 
-from .journal import JOURNAL, OK, Record, latest_records
+from .journal import JOURNAL, OK, Record, iter_latest
 from .sessions import Rejection
 
 
@@ -107,13 +107,12 @@ def rebuild_scores(out_dir: Path) -> int:
     left a row twice or not at all, so every completed run ends with this rewrite
     (written to a temporary file, fsync'd, then renamed over the old one).
     """
-    latest = latest_records(out_dir / JOURNAL)
     target = out_dir / SCORES
     temporary = out_dir / (SCORES + ".tmp")
     rows = 0
     with open(temporary, "wb") as handle:
-        for (_, _, sample), record in latest.items():
-            if sample != 0:
+        for record in iter_latest(out_dir / JOURNAL):
+            if record.sample != 0:
                 continue  # repeats feed `agree`; the score column is the first sample
             handle.write(orjson.dumps(score_row(record)) + b"\n")
             rows += 1
@@ -150,8 +149,9 @@ def session_rows(out_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
         raise FileNotFoundError(f"{out_dir} holds no {JOURNAL}: grade into it first")
     rows: dict[str, dict[str, Any]] = {}
     seen: list[str] = []
-    for (session_id, slot, sample), record in latest_records(journal).items():
-        if sample != 0:
+    for record in iter_latest(journal):
+        session_id, slot = record.session_id, record.slot
+        if record.sample != 0:
             continue
         if slot not in seen:
             seen.append(slot)

@@ -34,8 +34,19 @@ async def test_token_window_refuses_a_request_larger_than_the_limit() -> None:
         await TokenWindow(100).acquire(101)
 
 
+async def test_adaptive_limit_starts_slow_and_doubles_each_round_trip() -> None:
+    limit = AdaptiveLimit(64)
+    assert limit.limit == 8  # nothing is known of the server before its first reply
+    for _ in range(8):
+        limit.succeeded()
+    assert limit.limit == 16  # one round trip of successes doubles it
+    for _ in range(100):
+        limit.succeeded()
+    assert limit.limit == 64
+
+
 async def test_adaptive_limit_halves_on_429_and_grows_back() -> None:
-    limit = AdaptiveLimit(16, cooldown_s=0.0)
+    limit = AdaptiveLimit(16, cooldown_s=0.0, initial=16)
     limit.throttled()
     assert limit.limit == 8
     limit.throttled()
@@ -43,6 +54,9 @@ async def test_adaptive_limit_halves_on_429_and_grows_back() -> None:
     limit.throttled()
     limit.throttled()
     assert limit.limit == 1  # never below one
+    for _ in range(15):
+        limit.succeeded()
+    assert limit.limit < 8  # after a 429 it grows by about one per cap's worth, no doubling
     for _ in range(200):
         limit.succeeded()
     assert limit.limit == 16  # and never above the maximum

@@ -4,7 +4,8 @@ In: a request body (JSON bytes) and its estimated tokens. Out: a `Reply` (status
 with a JSON object), or a `GatewayError` saying whether asking again may help.
 
 One pooled aiohttp session serves the endpoint. Every request first waits out any
-pause the server asked for, then the rpm pacer, the tpm window and the in-flight cap.
+pause the server asked for, then for a slot under the in-flight cap, then for the rpm
+pacer and the tpm window.
 A 429 slows everyone down (the cap halves, and a retry hint pauses all requests);
 successes grow the cap back. The API key goes only into the Authorization header:
 every message that leaves this module is scrubbed of it and of credential shapes.
@@ -193,16 +194,24 @@ class Gateway:
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
     async def send(self, body: bytes, estimated_tokens: int) -> Reply:
-        """One request: wait for the limits, POST, classify the answer."""
+        """One request: wait for a slot and the rate limits, POST, classify the answer."""
         session = self._session
         if session is None:
             raise RuntimeError("use the gateway inside 'async with'")
         await self._wait_for_pause()
-        await self.pacer.wait()
-        entry = await self.tokens.acquire(estimated_tokens) if self.tokens else None
         await self.limit.acquire()
+        entry = None
         try:
-            await self._wait_for_pause()
+            # The rate gates come last: a request that waited for a slot must still meet
+            # a limit the server announced meanwhile (checked before, it would pass
+            # unpaced); and one held by a pause goes through the pacer again after it,
+            # or the requests a pause held would all leave at once when it ends.
+            while True:
+                await self._wait_for_pause()
+                await self.pacer.wait()
+                if self._pause_until <= time.monotonic():
+                    break
+            entry = await self.tokens.acquire(estimated_tokens) if self.tokens else None
             self.stats.sent += 1
             started = time.monotonic()
             try:

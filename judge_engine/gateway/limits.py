@@ -119,12 +119,20 @@ class TokenWindow:
 
 
 class AdaptiveLimit:
-    """A cap on requests in flight that halves on 429s and grows back on successes."""
+    """A cap on requests in flight that halves on 429s and grows back on successes.
 
-    def __init__(self, maximum: int, cooldown_s: float = 2.0) -> None:
+    It starts small and doubles every round trip (one more per success: a slow start,
+    as TCP does) until the first 429 or the maximum: before the first reply the engine
+    knows nothing of the server's limit, and a blind burst of the full concurrency would
+    fill a rate window the server only announces in that reply. After a 429 it grows by
+    about one per cap's worth of replies.
+    """
+
+    def __init__(self, maximum: int, cooldown_s: float = 2.0, initial: int = 8) -> None:
         self.maximum = maximum
-        self.limit = float(maximum)
+        self.limit = float(min(maximum, initial))
         self.in_flight = 0
+        self._slow_start = self.limit < maximum
         self._cooldown_s = cooldown_s
         self._last_cut = -1e9
         self._condition = anyio.Condition()
@@ -144,6 +152,7 @@ class AdaptiveLimit:
 
     def throttled(self) -> None:
         """A 429: halve the cap, at most once per cooldown (one burst is one signal)."""
+        self._slow_start = False
         now = time.monotonic()
         if now - self._last_cut >= self._cooldown_s:
             self.limit = max(1.0, self.limit / 2)
@@ -151,4 +160,5 @@ class AdaptiveLimit:
 
     def succeeded(self) -> None:
         if self.limit < self.maximum:
-            self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
+            step = 1.0 if self._slow_start else 1.0 / self.limit
+            self.limit = min(float(self.maximum), self.limit + step)
