@@ -586,10 +586,11 @@ class _Run:
                 for job, record in batch:
                     self._count(record)
                     if record.sample == 0:
-                        self.scores.write(score_row(record))
+                        self.scores.write(score_row(record), flush=False)
                     job.remaining -= 1
                     if job.remaining == 0:
                         finished += 1
+                self.scores.flush()  # streamed: a batch at a time
                 self.cpu["journal"] += time.thread_time() - cpu
                 self.progress.advance(finished, self._status())
 

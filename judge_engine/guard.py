@@ -12,6 +12,7 @@ fine-tune wrappers (`ft:gpt-4o:org::id`), case, version tags (`:latest`, `@20240
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,8 +70,11 @@ _VENDORS: tuple[tuple[str, str], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_model(name: str) -> str:
-    """The model behind a deployment name, for comparison: `Az/gpt-4.1` -> `gpt-4.1`."""
+    """The model behind a deployment name, for comparison: `Az/gpt-4.1` -> `gpt-4.1`.
+
+    Cached: a run names the same few models on every session."""
     text = name.strip().lower()
     if text.startswith("ft:"):  # ft:gpt-4o-2024-08-06:org::id -> the base model
         text = text[3:].split(":", 1)[0]

@@ -18,7 +18,7 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -75,11 +75,12 @@ class Record:
     agent_usage: dict[str, int] = field(default_factory=dict)
     agent_cost_usd: float | None = None
     at: float = 0.0
+    #: The line format's version.
+    v: int = FORMAT_VERSION
 
     def to_json(self) -> bytes:
-        data = asdict(self)
-        data["v"] = FORMAT_VERSION
-        return orjson.dumps(data) + b"\n"
+        # orjson writes dataclasses natively (tuples as arrays), far faster than asdict.
+        return orjson.dumps(self) + b"\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:

@@ -25,7 +25,7 @@ from .sessions import Rejection
 
 
 class JsonlWriter:
-    """Append JSON lines to a file, flushed line by line."""
+    """Append JSON lines to a file, flushed line by line (or when the caller says)."""
 
     def __init__(self, path: Path, *, append: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,10 +33,14 @@ class JsonlWriter:
         self._handle: IO[bytes] = open(path, "ab" if append else "wb")  # noqa: SIM115
         self.count = 0
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any], *, flush: bool = True) -> None:
         self._handle.write(orjson.dumps(record, default=str) + b"\n")
-        self._handle.flush()
+        if flush:
+            self._handle.flush()
         self.count += 1
+
+    def flush(self) -> None:
+        self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()

@@ -88,3 +88,51 @@ def test_pacer_adopts_the_servers_limit_unless_the_user_set_a_lower_one() -> Non
     assert capped.rpm == 100
     capped.adopt(50)
     assert capped.rpm == 50
+
+
+def test_pacer_estimates_only_when_nobody_said_the_limit() -> None:
+    pacer = RequestPacer(None)
+    pacer.estimate(120, now=0.0)
+    assert (pacer.rpm, pacer.source) == (120, "estimate")
+    pacer.estimate(200, now=1.0)
+    assert pacer.rpm == 120  # an estimate only comes down
+    pacer.probe(now=30.0)
+    assert pacer.rpm == 120  # not a quiet minute yet
+    pacer.probe(now=61.5)
+    assert pacer.rpm == pytest.approx(126)  # a quiet minute: try 5% more
+    pacer.adopt(500)
+    assert pacer.source == "server"
+    pacer.estimate(50, now=100.0)
+    assert pacer.rpm == 500  # an announced limit beats any estimate
+    told = RequestPacer(300)
+    told.estimate(10, now=0.0)
+    assert (told.rpm, told.source) == (300, "user")
+
+
+async def test_a_long_retry_hint_teaches_the_gateway_the_limit() -> None:
+    from judge_engine.gateway import Gateway, GatewayError
+
+    from .servers import ScriptedServer, error, ok
+
+    script = [ok()] * 5 + [error(429, "window spent", **{"Retry-After": "30"})]
+    async with ScriptedServer(script) as server, Gateway(server.url, "k") as gateway:
+        for _ in range(5):
+            await gateway.send(b'{"model": "m", "messages": []}', 10)
+        with pytest.raises(GatewayError) as refused:
+            await gateway.send(b'{"model": "m", "messages": []}', 10)
+    assert refused.value.kind == "rate_limited" and refused.value.retry_after_s == 30
+    assert (gateway.pacer.rpm, gateway.pacer.source) == (5, "estimate")
+
+
+async def test_a_short_retry_hint_teaches_nothing() -> None:
+    from judge_engine.gateway import Gateway, GatewayError
+
+    from .servers import ScriptedServer, error, ok
+
+    script = [ok()] * 3 + [error(429, "busy", **{"Retry-After": "1"})]
+    async with ScriptedServer(script) as server, Gateway(server.url, "k") as gateway:
+        for _ in range(3):
+            await gateway.send(b'{"model": "m", "messages": []}', 10)
+        with pytest.raises(GatewayError):
+            await gateway.send(b'{"model": "m", "messages": []}', 10)
+    assert gateway.pacer.rpm is None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -34,6 +35,8 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: Status codes worth asking again; other 4xx are permanent for the request.
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 _MAX_BODY = 16 * 1024 * 1024
+#: A 429 retry hint at least this long means a spent rate window, not a passing throttle.
+_LONG_HINT_S = 2.0
 
 
 class GatewayError(Exception):
@@ -136,6 +139,8 @@ class Gateway:
         self.limit = AdaptiveLimit(concurrency)
         self.stats = GatewayStats()
         self._pause_until = 0.0
+        #: Send times of the requests the server accepted in the last minute.
+        self._accepted: deque[float] = deque()
         self._backoff = (backoff_base_s, backoff_cap_s)
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
@@ -243,6 +248,7 @@ class Gateway:
         rate = rate_info(headers)
         self._follow(rate)
         if status == 200:
+            self._accepted.append(started)
             return self._accept(raw, rate, latency_ms, entry)
         if self.tokens is not None and entry is not None:
             self.tokens.settle(entry, 0)  # refused requests use no tokens
@@ -284,6 +290,10 @@ class Gateway:
                 self.tokens.settle(entry, total)
         self.stats.ok += 1
         self.limit.succeeded()
+        now = time.monotonic()
+        while self._accepted and now - self._accepted[0] >= 60.0:
+            self._accepted.popleft()
+        self.pacer.probe(now)
         return Reply(200, data, latency_ms, rate)
 
     def _refuse(self, status: int, headers: Mapping[str, str], raw: bytes) -> None:
@@ -298,6 +308,13 @@ class Gateway:
         if status == 429:
             self.stats.throttled += 1
             self.limit.throttled()
+            if hint is not None and hint >= _LONG_HINT_S:
+                # "Come back in a while": the window is spent, and what it accepted is
+                # the limit (transient throttles say a second or nothing).
+                now = time.monotonic()
+                while self._accepted and now - self._accepted[0] >= 60.0:
+                    self._accepted.popleft()
+                self.pacer.estimate(len(self._accepted), now)
             # A hint applies to everyone; without one, everyone still backs off a little.
             self.pause(hint if hint is not None else 0.5 + self._rng.random())
             raise GatewayError(

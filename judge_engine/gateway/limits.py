@@ -5,7 +5,7 @@ Out: three awaitable gates a request passes before it is sent.
 
 - `RequestPacer` spaces requests evenly at the rpm (aiolimiter's leaky bucket with a
   capacity of one), so no 60-second window ever holds more than rpm requests. With no
-  `--rpm` it adopts the limit the server announces.
+  `--rpm` it adopts the limit the server announces, or estimates it from the replies.
 - `TokenWindow` admits a request when the tokens of the last 60 seconds plus its
   estimate fit the tpm, and settles the estimate with the reply's `usage` afterwards
   (aiolimiter cannot give back an over-estimate).
@@ -28,17 +28,27 @@ _WINDOW_S = 60.0
 
 
 class RequestPacer:
-    """At most `rpm` request starts in any 60-second window, spaced evenly."""
+    """At most `rpm` request starts in any 60-second window, spaced evenly.
+
+    The rate comes from the user (`--rpm`), else from the limit the server announces,
+    else from an estimate: when a server that announces nothing refuses with a long
+    retry hint, the requests it accepted in the last 60 s are its limit. An estimate
+    is raised by 5% after every minute without such a refusal, in case it was low.
+    """
 
     def __init__(self, rpm: float | None) -> None:
         self.user_rpm = rpm
         self.rpm: float | None = None
+        #: Where the rate came from: "user", "server", "estimate" or None.
+        self.source: str | None = None
         self._limiter: AsyncLimiter | None = None
+        self._estimated_at = 0.0
         if rpm is not None:
-            self._set(rpm)
+            self._set(rpm, "user")
 
-    def _set(self, rpm: float) -> None:
+    def _set(self, rpm: float, source: str) -> None:
         self.rpm = rpm
+        self.source = source
         self._limiter = AsyncLimiter(1, 60.0 / (rpm * _MARGIN))
 
     def adopt(self, server_rpm: int) -> None:
@@ -47,7 +57,22 @@ class RequestPacer:
             return
         if self.user_rpm is not None and self.user_rpm <= server_rpm:
             return
-        self._set(float(server_rpm))
+        self._set(float(server_rpm), "server")
+
+    def estimate(self, accepted_last_minute: int, now: float) -> None:
+        """A refusal with a long retry hint: what the server accepted in the last minute
+        is its limit. Only when nobody said what the limit is."""
+        if self.source in ("user", "server") or accepted_last_minute < 1:
+            return
+        if self.rpm is None or accepted_last_minute < self.rpm:
+            self._set(float(accepted_last_minute), "estimate")
+        self._estimated_at = now
+
+    def probe(self, now: float) -> None:
+        """After a quiet minute, raise an estimated rate by 5%."""
+        if self.source == "estimate" and self.rpm and now - self._estimated_at >= 60.0:
+            self._set(self.rpm * 1.05, "estimate")
+            self._estimated_at = now
 
     async def wait(self) -> None:
         if self._limiter is not None:
