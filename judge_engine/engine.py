@@ -45,6 +45,8 @@ from .verdict import ModelMismatch, ReplyError, completion, parse_verdict
 _BATCH = 16
 #: Records the writer makes durable with one fsync, at most.
 _WRITE_BATCH = 512
+#: How long the writer gathers finished records before one fsync.
+_COMMIT_WINDOW_S = 0.02
 #: Consecutive permanent failures of one judge (and no success) that stop the run:
 #: a wrong model name or key should not be tried on every session.
 _BREAKER = 10
@@ -263,7 +265,7 @@ class _Run:
                     if self.stopping():
                         return
                     try:
-                        await send.send(job)
+                        await _send(send, job)
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                         return
                 if not more:
@@ -334,8 +336,17 @@ class _Run:
         records: MemoryObjectSendStream[tuple[_Job, Record]],
     ) -> None:
         async with jobs, records:
-            async for job in jobs:
-                if self.stopping():
+            while not self.stopping():
+                # Take a waiting job without a trip through the event loop; await only
+                # when there is none (anyio's receive always checkpoints first).
+                try:
+                    job = jobs.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        job = await jobs.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
                     return
                 await self._grade(job, records)
 
@@ -345,7 +356,7 @@ class _Run:
         asks = []
         for assignment, sample, key in job.pending:
             if assignment.judge is None:
-                await records.send((job, self._skip_record(job, assignment, sample, key)))
+                await _send(records, (job, self._skip_record(job, assignment, sample, key)))
                 continue
             cpu = time.thread_time()
             if base is None:
@@ -371,8 +382,11 @@ class _Run:
         ) -> None:
             record = await self._ask(job, assignment, sample, key, request, body)
             if record is not None:
-                await records.send((job, record))
+                await _send(records, (job, record))
 
+        if len(asks) == 1:  # one judge: no task group needed
+            await ask(*asks[0])
+            return
         async with anyio.create_task_group() as group:
             for item in asks:
                 group.start_soon(ask, *item)
@@ -573,11 +587,14 @@ class _Run:
                 except anyio.EndOfStream:
                     return
                 batch = [first]
-                while len(batch) < _WRITE_BATCH:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
+                # Group commit: gather what finishes within a few milliseconds, so one
+                # fsync (and one trip to the writer thread) serves many records.
+                with anyio.move_on_after(_COMMIT_WINDOW_S):
+                    while len(batch) < _WRITE_BATCH:
+                        try:
+                            batch.append(await receive.receive())
+                        except anyio.EndOfStream:
+                            break
                 records = [record for _, record in batch]
                 # fsync off the event loop; only after it do the records count.
                 await anyio.to_thread.run_sync(self._append, records)
@@ -705,6 +722,14 @@ class _Run:
             tokens=r.tokens,
             cost_usd=r.cost_usd,
         )
+
+
+async def _send(stream: MemoryObjectSendStream[Any], item: Any) -> None:
+    """Send without a trip through the event loop when the buffer has room."""
+    try:
+        stream.send_nowait(item)
+    except anyio.WouldBlock:
+        await stream.send(item)
 
 
 def _first(error: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:

@@ -160,36 +160,39 @@ def system_message(rubric: Rubric, marker: str) -> str:
 
 
 class _Part:
-    """One shortenable piece of a rendered message."""
+    """One shortenable piece of a rendered message; its token estimate kept current."""
 
-    __slots__ = ("kind", "label", "text", "tokens")
+    __slots__ = ("kind", "label", "label_tokens", "text", "tokens")
 
     def __init__(self, kind: str, label: str, text: str) -> None:
         self.kind = kind  # "output" (tool result), "other"
         self.label = label
         self.text = text
-        self.tokens = estimate_tokens(label) + estimate_tokens(text)
+        self.label_tokens = estimate_tokens(label) if label else 0
+        self.tokens = self.label_tokens + estimate_tokens(text)
 
     def cap(self, max_tokens: int) -> bool:
-        if self.tokens - estimate_tokens(self.label) <= max_tokens:
+        if self.tokens - self.label_tokens <= max_tokens:
             return False
         self.text = shorten(self.text, max_tokens)
-        self.tokens = estimate_tokens(self.label) + estimate_tokens(self.text)
+        self.tokens = self.label_tokens + estimate_tokens(self.text)
         return True
 
 
 class _Block:
     """One message of the transcript, as a header and parts."""
 
-    __slots__ = ("header", "parts")
+    __slots__ = ("header", "header_tokens", "parts")
 
     def __init__(self, header: str, parts: list[_Part]) -> None:
         self.header = header
+        self.header_tokens = estimate_tokens(header) + 1
         self.parts = parts
 
     @property
     def tokens(self) -> int:
-        return estimate_tokens(self.header) + 1 + sum(p.tokens + 1 for p in self.parts)
+        # Parts change only through `cap`, which keeps their estimate: sums are cheap.
+        return self.header_tokens + sum(p.tokens for p in self.parts) + len(self.parts)
 
     def render(self) -> str:
         lines = [self.header]

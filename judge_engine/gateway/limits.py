@@ -160,20 +160,36 @@ class AdaptiveLimit:
         self._slow_start = self.limit < maximum
         self._cooldown_s = cooldown_s
         self._last_cut = -1e9
-        self._condition = anyio.Condition()
+        #: Requests waiting for a slot, first come first served. A slot is handed over
+        #: by counting it in `in_flight` before the waiter's event is set.
+        self._waiters: deque[anyio.Event] = deque()
+
+    def _cap(self) -> int:
+        return max(1, int(self.limit))
 
     async def acquire(self) -> None:
-        async with self._condition:
-            while self.in_flight >= max(1, int(self.limit)):
-                await self._condition.wait()
+        if self.in_flight < self._cap() and not self._waiters:
+            self.in_flight += 1  # the common case: no lock, no wait
+            return
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self.release_nowait()  # handed a slot it will not use: pass it on
+            else:
+                self._waiters.remove(event)
+            raise
+
+    def release_nowait(self) -> None:
+        self.in_flight -= 1
+        while self._waiters and self.in_flight < self._cap():
             self.in_flight += 1
+            self._waiters.popleft().set()
 
     async def release(self) -> None:
-        async with self._condition:
-            self.in_flight -= 1
-            free = max(1, int(self.limit)) - self.in_flight
-            if free > 0:
-                self._condition.notify(free)
+        self.release_nowait()
 
     def throttled(self) -> None:
         """A 429: halve the cap, at most once per cooldown (one burst is one signal)."""

@@ -44,7 +44,7 @@ def text_of(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and value and all(isinstance(b, Mapping) for b in value):
+    if isinstance(value, list) and value and all(isinstance(b, dict) for b in value):
         texts = []
         for block in value:
             text = block.get("text", block.get("content"))

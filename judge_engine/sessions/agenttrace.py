@@ -45,7 +45,7 @@ def _list_of_dicts(value: Any, name: str, session_id: str) -> list[Mapping[str, 
         return []
     if not isinstance(value, list):
         raise BadRow("malformed_row", f"{name} is not a list", session_id)
-    return [item for item in value if isinstance(item, Mapping)]
+    return [item for item in value if isinstance(item, dict)]
 
 
 def parse(row: Mapping[str, Any], source: SourceRef, agent_model: str | None = None) -> Session:
@@ -53,7 +53,7 @@ def parse(row: Mapping[str, Any], source: SourceRef, agent_model: str | None = N
     steps = _list_of_dicts(_column(row, "llm_steps", session_id), "llm_steps", session_id)
     spans = _list_of_dicts(_column(row, "spans", session_id), "spans", session_id)
     meta = _column(row, "metadata", session_id)
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):
         meta = {}
 
     prompt = text_of(row.get("prompt"))
@@ -70,9 +70,9 @@ def parse(row: Mapping[str, Any], source: SourceRef, agent_model: str | None = N
         calls = []
         raw_calls = step.get("tool_calls")
         for index, call in enumerate(raw_calls if isinstance(raw_calls, list) else [], start=1):
-            if isinstance(call, Mapping):
+            if isinstance(call, dict):
                 function = call.get("function")
-                spec = function if isinstance(function, Mapping) else call
+                spec = function if isinstance(function, dict) else call
                 calls.append(
                     ToolCall(
                         id=str(call.get("id") or f"step{number}_call{index}"),

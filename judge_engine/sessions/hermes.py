@@ -57,7 +57,7 @@ def parse(
     pending: deque[str] = deque()  # ids of tool calls still waiting for their result
     malformed_calls = 0
     for number, turn in enumerate(turns):
-        if not isinstance(turn, Mapping):
+        if not isinstance(turn, dict):
             continue
         role = _ROLES.get(str(turn.get("from") or turn.get("role") or "").lower(), "user")
         value = turn.get("value", turn.get("content"))
@@ -125,6 +125,6 @@ def _tool_call(body: str, call_id: str) -> ToolCall | None:
         data = orjson.loads(body.strip())
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         return None
     return ToolCall(id=call_id, name=data["name"], arguments=json_text(data.get("arguments")))

@@ -39,10 +39,10 @@ def convert_message(message: Mapping[str, Any], position: int = 0) -> Message:
     raw_calls = message.get("tool_calls")
     if isinstance(raw_calls, list):
         for number, call in enumerate(raw_calls):
-            if not isinstance(call, Mapping):
+            if not isinstance(call, dict):
                 continue
             function = call.get("function")
-            if not isinstance(function, Mapping):
+            if not isinstance(function, dict):
                 function = call
             calls.append(
                 ToolCall(
@@ -52,7 +52,7 @@ def convert_message(message: Mapping[str, Any], position: int = 0) -> Message:
                 )
             )
     legacy = message.get("function_call")
-    if isinstance(legacy, Mapping):
+    if isinstance(legacy, dict):
         calls.append(
             ToolCall(
                 id=f"call_{position}_legacy",
@@ -79,13 +79,13 @@ def parse(row: Mapping[str, Any], source: SourceRef, agent_model: str | None = N
     messages = [
         convert_message(item, position)
         for position, item in enumerate(raw)
-        if isinstance(item, Mapping)
+        if isinstance(item, dict)
     ]
     if not messages:
         raise BadRow("no_conversation", "the row has no messages", session_id)
 
     meta = load_json(row.get("metadata"), "metadata", session_id)
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):
         meta = {}
     models = model_names(row.get("model")) + model_names(row.get("models"))
     models += model_names(meta.get("model")) + model_names(meta.get("agent_model"))

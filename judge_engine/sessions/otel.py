@@ -55,10 +55,41 @@ def matches(row: Mapping[str, Any]) -> bool:
     return "spans" in row and ("session_id" in row or "trace_id" in row)
 
 
+def _uniform_iso(values: list[Any]) -> bool:
+    """Whether ISO timestamps share one layout, so that they sort as strings (the
+    common case: one exporter wrote them all) and need not each be parsed."""
+    if not values or not all(isinstance(v, str) for v in values):
+        return False
+    first = values[0]
+    return all(len(v) == len(first) and v[-1:] == first[-1:] for v in values)
+
+
+def _time_order(values: list[Any]) -> list[int]:
+    """Indexes of `values` (span start times) in time order; unknown times last."""
+    if _uniform_iso(values):
+        return sorted(range(len(values)), key=lambda i: (values[i], i))
+    parsed = [parse_time(v) for v in values]
+    return sorted(range(len(values)), key=lambda i: (parsed[i] is None, parsed[i] or 0.0, i))
+
+
+def _earliest(values: list[Any]) -> float | None:
+    if _uniform_iso(values):
+        return parse_time(min(values))
+    times = [t for t in map(parse_time, values) if t is not None]
+    return min(times) if times else None
+
+
+def _latest(values: list[Any]) -> float | None:
+    if _uniform_iso(values):
+        return parse_time(max(values))
+    times = [t for t in map(parse_time, values) if t is not None]
+    return max(times) if times else None
+
+
 class _Call:
     __slots__ = ("attrs", "index", "input", "opening", "output", "size", "start")
 
-    def __init__(self, index: int, start: float | None, attrs: Mapping[str, Any]) -> None:
+    def __init__(self, index: int, start: Any, attrs: Mapping[str, Any]) -> None:
         self.index = index
         self.start = start
         self.attrs = attrs
@@ -89,20 +120,20 @@ def parse(row: Mapping[str, Any], source: SourceRef, agent_model: str | None = N
         models = model_names(row.get("model"))
     calls: list[_Call] = []
     input_tokens = output_tokens = 0
-    starts: list[float] = []
-    ends: list[float] = []
+    starts: list[Any] = []
+    ends: list[Any] = []
     for index, span in enumerate(spans):
-        if not isinstance(span, Mapping):
+        if not isinstance(span, dict):
             continue
         attrs = load_json(span.get("attributes"), "attributes", session_id) or {}
-        if not isinstance(attrs, Mapping):
+        if not isinstance(attrs, dict):
             continue
         for key in ("gen_ai.request.model", "gen_ai.response.model"):
             models.extend(model_names(attrs.get(key)))
         input_tokens += as_int(attrs.get("gen_ai.usage.input_tokens")) or 0
         output_tokens += as_int(attrs.get("gen_ai.usage.output_tokens")) or 0
-        start = parse_time(span.get("start_time"))
-        end = parse_time(span.get("end_time"))
+        start = span.get("start_time")
+        end = span.get("end_time")
         if start is not None:
             starts.append(start)
         if end is not None:
@@ -119,7 +150,8 @@ def parse(row: Mapping[str, Any], source: SourceRef, agent_model: str | None = N
             session_id,
         )
 
-    calls.sort(key=lambda c: (c.start if c.start is not None else float("inf"), c.index))
+    order = _time_order([c.start for c in calls])
+    calls = [calls[i] for i in order]
     opening = max(calls, key=lambda c: c.size).opening
     main = [c for c in calls if c.opening == opening]
     last = main[-1]
@@ -154,7 +186,9 @@ def parse(row: Mapping[str, Any], source: SourceRef, agent_model: str | None = N
         }
     )
     if starts and ends:
-        metadata["duration_s"] = round(max(ends) - min(starts), 3)
+        began, ended = _earliest(starts), _latest(ends)
+        if began is not None and ended is not None:
+            metadata["duration_s"] = round(ended - began, 3)
     if malformed:
         metadata["malformed_messages"] = malformed
     if not models and agent_model:
@@ -181,7 +215,7 @@ def _system_instructions(value: Any) -> str:
             return str(value)
     if isinstance(value, list):
         return "\n".join(
-            text_of(p.get("content", p.get("text"))) if isinstance(p, Mapping) else str(p)
+            text_of(p.get("content", p.get("text"))) if isinstance(p, dict) else str(p)
             for p in value
         )
     return text_of(value)
@@ -197,14 +231,14 @@ def _messages(value: Any, default_role: str) -> tuple[list[Message], int]:
         except orjson.JSONDecodeError:
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
             return [Message(default_role, text)], 1
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
         return [Message(default_role, json_text(value))], 1
     out: list[Message] = []
     raw = 0
     for position, item in enumerate(value):
-        if isinstance(item, Mapping):
+        if isinstance(item, dict):
             out.extend(_convert(item, position))
         else:
             out.append(Message(default_role, text_of(item)))
@@ -225,7 +259,7 @@ def _convert(message: Mapping[str, Any], position: int) -> list[Message]:
     calls: list[ToolCall] = []
     results: list[Message] = []
     for number, part in enumerate(parts):
-        if not isinstance(part, Mapping):
+        if not isinstance(part, dict):
             texts.append(text_of(part))
             continue
         kind = str(part.get("type") or "text")
