@@ -17,11 +17,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 JOURNAL = "journal.jsonl"
@@ -104,20 +107,58 @@ def read_records(path: Path) -> Iterator[Record]:
                 continue
 
 
-def _slot_key(record: Record) -> bytes:
+def _key_number(key: str) -> int:
+    """A request key as a 64-bit number (its first 16 hex digits): 8 bytes a key."""
+    return int(key[:16], 16)
+
+
+def _contains(keys: npt.NDArray[np.uint64], number: int) -> bool:
+    if keys.size == 0:
+        return False
+    at = int(np.searchsorted(keys, np.uint64(number)))
+    return at < keys.size and int(keys[at]) == number
+
+
+def _load_keys(path: Path) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """The requests a journal holds as finished and as failed (the last record of a key
+    decides), as sorted arrays: memory stays at 8 bytes a key, however long the run."""
+    numbers = array("Q")
+    failed = array("b")
+    for record in read_records(path):
+        numbers.append(_key_number(record.key))
+        failed.append(record.status == FAILED)
+    if not numbers:
+        empty = np.empty(0, dtype=np.uint64)
+        return empty, empty
+    keys = np.frombuffer(numbers, dtype=np.uint64)
+    last = _last_occurrences(keys)
+    finals = keys[last]
+    is_failed = np.frombuffer(failed, dtype=np.int8)[last].astype(bool)
+    return np.sort(finals[~is_failed]), np.sort(finals[is_failed])
+
+
+def _last_occurrences(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
+    """Indexes of the last occurrence of each distinct key."""
+    _, first_from_end = np.unique(keys[::-1], return_index=True)
+    result: npt.NDArray[np.intp] = keys.size - 1 - first_from_end
+    return result
+
+
+def _slot_number(record: Record) -> int:
     text = f"{record.session_id}\x1f{record.slot}\x1f{record.sample}"
-    return hashlib.blake2b(text.encode(), digest_size=12).digest()
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def iter_latest(path: Path) -> Iterator[Record]:
     """The newest record per (session, slot, sample), in journal order: what the score
-    columns show. Two passes over the file, so memory holds one small digest per key,
-    not every record."""
-    newest: dict[bytes, int] = {}
-    for number, record in enumerate(read_records(path)):
-        newest[_slot_key(record)] = number
-    for number, record in enumerate(read_records(path)):
-        if newest.get(_slot_key(record)) == number:
+    columns show. Two passes over the file: memory holds 8 bytes a record, not records."""
+    numbers = array("Q", (_slot_number(record) for record in read_records(path)))
+    if not numbers:
+        return
+    keep = np.zeros(len(numbers), dtype=bool)
+    keep[_last_occurrences(np.frombuffer(numbers, dtype=np.uint64))] = True
+    for index, record in enumerate(read_records(path)):
+        if index < keep.size and keep[index]:
             yield record
 
 
@@ -138,15 +179,12 @@ class Journal:
             raise JournalError(
                 f"another judge-engine run is using {out_dir} (remove it or wait)"
             ) from None
-        #: key -> status of every finished request (the last record of a key wins).
-        self.done: dict[str, str] = {}
         self._handle: IO[bytes] | None = None
         try:
             if fresh and self.path.exists():
                 self.path.unlink()
             self._truncate_torn_tail()
-            for record in read_records(self.path):
-                self.done[record.key] = record.status
+            self._finished, self._failed = _load_keys(self.path)
             self._handle = open(self.path, "ab")  # noqa: SIM115
         except OSError as exc:
             self.close()
@@ -177,11 +215,19 @@ class Journal:
                 position = start
             handle.truncate(0)
 
+    @property
+    def known(self) -> int:
+        """How many requests earlier runs finished (verdict, failure or skip)."""
+        return int(self._finished.size + self._failed.size)
+
     def is_done(self, key: str, *, retry_failed: bool = False) -> bool:
-        status = self.done.get(key)
-        if status is None:
-            return False
-        return not (retry_failed and status == FAILED)
+        """Whether an earlier run finished this request (a failure counts unless
+        `retry_failed`). Keys finished in this run are not looked up: sessions are
+        unique within a run, so a run meets each key once."""
+        number = _key_number(key)
+        if _contains(self._finished, number):
+            return True
+        return not retry_failed and _contains(self._failed, number)
 
     def append(self, records: list[Record]) -> None:
         """Write a batch and make it durable (flush + fsync) before returning."""
@@ -193,8 +239,6 @@ class Journal:
             os.fsync(self._handle.fileno())
         except OSError as exc:
             raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        for record in records:
-            self.done[record.key] = record.status
 
     def close(self) -> None:
         if self._handle is not None:

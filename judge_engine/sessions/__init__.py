@@ -8,6 +8,7 @@ session id already seen in this run, becomes a `Rejection` with its reason.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -84,7 +85,8 @@ def read_sessions(
     agent_model: str | None = None,
 ) -> Iterator[Session | Rejection]:
     """Stream sessions from every source in order; ids must be unique across the run."""
-    seen: set[str] = set()
+    # 64-bit hashes, not the ids: 8 bytes of key a session whatever the ids' length.
+    seen: set[int] = set()
     for spec in expand(sources):
         for item in iter_rows(spec):
             if isinstance(item, Rejection):
@@ -92,7 +94,9 @@ def read_sessions(
                 continue
             result = parse_row(item, fmt, agent_model)
             if isinstance(result, Session):
-                if result.session_id in seen:
+                digest = hashlib.blake2b(result.session_id.encode(), digest_size=8).digest()
+                number = int.from_bytes(digest, "big")
+                if number in seen:
                     result = Rejection(
                         item.source,
                         item.row,
@@ -101,5 +105,5 @@ def read_sessions(
                         result.session_id,
                     )
                 else:
-                    seen.add(result.session_id)
+                    seen.add(number)
             yield result
