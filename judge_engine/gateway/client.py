@@ -139,8 +139,9 @@ class Gateway:
         self.limit = AdaptiveLimit(concurrency)
         self.stats = GatewayStats()
         self._pause_until = 0.0
-        #: Send times of the requests the server accepted in the last minute.
-        self._accepted: deque[float] = deque()
+        #: Requests the server accepted, per second of sending, over the last minute
+        #: (at most 61 buckets, whatever the rate).
+        self._accepted: deque[list[int]] = deque()
         self._backoff = (backoff_base_s, backoff_cap_s)
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
@@ -248,12 +249,20 @@ class Gateway:
         rate = rate_info(headers)
         self._follow(rate)
         if status == 200:
-            self._accepted.append(started)
+            self._count_accepted(int(started))
             return self._accept(raw, rate, latency_ms, entry)
         if self.tokens is not None and entry is not None:
             self.tokens.settle(entry, 0)  # refused requests use no tokens
         self._refuse(status, headers, raw)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _count_accepted(self, second: int, count: int = 1) -> None:
+        if self._accepted and self._accepted[-1][0] == second:
+            self._accepted[-1][1] += count
+        elif count:
+            self._accepted.append([second, count])
+        while self._accepted and second - self._accepted[0][0] >= 60:
+            self._accepted.popleft()
 
     def _follow(self, rate: RateInfo) -> None:
         """Adopt the limits the server announces; pause when its budget is spent."""
@@ -290,10 +299,7 @@ class Gateway:
                 self.tokens.settle(entry, total)
         self.stats.ok += 1
         self.limit.succeeded()
-        now = time.monotonic()
-        while self._accepted and now - self._accepted[0] >= 60.0:
-            self._accepted.popleft()
-        self.pacer.probe(now)
+        self.pacer.probe(time.monotonic())
         return Reply(200, data, latency_ms, rate)
 
     def _refuse(self, status: int, headers: Mapping[str, str], raw: bytes) -> None:
@@ -312,9 +318,8 @@ class Gateway:
                 # "Come back in a while": the window is spent, and what it accepted is
                 # the limit (transient throttles say a second or nothing).
                 now = time.monotonic()
-                while self._accepted and now - self._accepted[0] >= 60.0:
-                    self._accepted.popleft()
-                self.pacer.estimate(len(self._accepted), now)
+                self._count_accepted(int(now), 0)
+                self.pacer.estimate(sum(n for _, n in self._accepted), now)
             # A hint applies to everyone; without one, everyone still backs off a little.
             self.pause(hint if hint is not None else 0.5 + self._rng.random())
             raise GatewayError(
