@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -219,6 +220,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--file", metavar="PATH", help="where to write (default OUT/scores-by-session.*)"
     )
+
+    journal = commands.add_parser(
+        "journal",
+        help="check a results folder: the journal's integrity and its score columns",
+        description="Work on a results folder's journal.",
+    )
+    journal_commands = journal.add_subparsers(
+        dest="journal_command", metavar="ACTION", required=True
+    )
+    verify = journal_commands.add_parser(
+        "verify",
+        help="check the journal's integrity and its agreement with scores.jsonl",
+        description="Check that every journal line parses, carries valid fields and the key "
+        "its own fields hash to; that no request holds two verdicts; and that scores.jsonl "
+        "holds exactly one row per (session, judge slot), each equal to what the journal's "
+        "latest record gives. Exit 0 when all holds, 1 otherwise.",
+    )
+    verify.add_argument("out", metavar="OUT", help="a results folder a grade run wrote")
 
     agree = commands.add_parser(
         "agree",
@@ -564,6 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sim(args)
         if args.command == "agree":
             return _agree(args)
+        if args.command == "journal":
+            return _journal_verify(args)
         if args.command == "report":
             return _report(args)
     except (UsageError, SourceError, RubricError, BudgetError, JournalError) as exc:
@@ -572,7 +593,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("judge-engine: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one scrubbed line, never the key
+        print(
+            f"judge-engine: internal error: {type(exc).__name__}: {_scrub(str(exc), args)}",
+            file=sys.stderr,
+        )
+        if os.environ.get("JUDGE_ENGINE_DEBUG"):
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            print(_scrub(text, args), file=sys.stderr)
+        else:
+            print(
+                "judge-engine: set JUDGE_ENGINE_DEBUG=1 for the traceback; finished work "
+                "is in the journal and a re-run resumes",
+                file=sys.stderr,
+            )
+        return 70
     parser.error(f"unknown command {args.command}")  # exits
+
+
+def _scrub(text: str, args: argparse.Namespace) -> str:
+    """Text fit to print: credential shapes and the key's own value removed."""
+    from .redact import redact_text
+
+    key = os.environ.get(getattr(args, "api_key_env", None) or "OPENAI_API_KEY")
+    if key:
+        text = text.replace(key, "[REDACTED]")
+    return redact_text(text)
 
 
 def _sessions(args: argparse.Namespace) -> int:
@@ -917,3 +963,20 @@ def _report(args: argparse.Namespace) -> int:
         for path in written:
             print(f"plot: {path}", file=sys.stderr)
     return 0
+
+
+def _journal_verify(args: argparse.Namespace) -> int:
+    from .sinks import verify
+
+    report = verify(Path(args.out))
+    print(
+        f"{report.records:,} journal records for {report.keys:,} requests: {report.verdicts:,} "
+        f"verdicts, {report.failures:,} failures, {report.skips:,} guard skips; "
+        f"{report.score_rows:,} score rows"
+    )
+    if report.torn_tail:
+        print("the last line is torn (a run was killed mid-write); the next run cuts it")
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    print("journal verified: OK" if report.ok else "journal verification FAILED")
+    return 0 if report.ok else 1

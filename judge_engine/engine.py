@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import orjson
@@ -36,6 +37,7 @@ from .journal import FAILED, OK, SKIPPED, Journal, JournalError, Record, request
 from .pricing import PriceTable
 from .progress import JudgeTally, Progress, format_summary
 from .prompt import PROMPT_VERSION, JudgeRequest, render_request, retarget
+from .redact import redact_text
 from .rubrics import Rubric, RubricSet
 from .sessions import Rejection, Session, count_rows, expand, read_sessions
 from .sinks import SCORES, JsonlWriter, RejectLog, rebuild_scores, score_row
@@ -455,6 +457,12 @@ class _Run:
         cost = 0.0
         attempts = 0
         base = self._base_record(job, assignment, sample, key)
+        # Which request this is, for the gateway's logs and tracing: the journal key
+        # (the same on every retry and resume) and the session.
+        headers = {
+            "X-Judge-Engine-Key": key,
+            "X-Judge-Engine-Session": quote(job.session.session_id[:200], safe=""),
+        }
         try:
             while True:
                 attempts += 1
@@ -462,7 +470,7 @@ class _Run:
                 raw: str | None = None
                 hint: float | None = None
                 try:
-                    reply = await self.gateway.send(body, estimate)
+                    reply = await self.gateway.send(body, estimate, headers)
                     cpu = time.thread_time()
                     try:
                         done = completion(
@@ -704,12 +712,15 @@ class _Run:
                 result.exit_code = 130
             elif result.stopped == "max_cost" or result.failed:
                 result.exit_code = 1
-        with contextlib.suppress(OSError):  # the summary is a convenience, not the record
+        with contextlib.suppress(JournalError):  # the summary is a convenience, not the record
             self._write_json("summary.json", result.summary_json())
 
     def _write_json(self, name: str, data: Mapping[str, Any]) -> None:
         path = self.config.out / name
-        path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))
+        try:
+            path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))
+        except OSError as exc:
+            raise JournalError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def summary_text(self) -> str:
         r = self.result
@@ -751,9 +762,10 @@ async def grade(config: GradeConfig, api_key: str | None) -> tuple[RunResult, st
 
 
 def resume_command(argv: Sequence[str]) -> str:
-    """The command line that resumes a run: the same one, without --fresh."""
+    """The command line that resumes a run: the same one, without --fresh, and with any
+    credential in it (say, in a --base-url) replaced: it is printed and stored."""
     kept = [a for a in argv if a != "--fresh"]
-    return "judge-engine " + shlex.join(kept)
+    return redact_text("judge-engine " + shlex.join(kept))
 
 
 __all__ = ["FatalError", "GradeConfig", "RunResult", "grade", "resume_command"]

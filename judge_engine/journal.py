@@ -35,7 +35,8 @@ OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 
 
 class JournalError(Exception):
-    """The journal cannot be opened, locked or written."""
+    """The results folder cannot be opened, locked or written (the journal or any file
+    beside it): the run stops with this one line, and what is durable stays so."""
 
 
 def request_key(

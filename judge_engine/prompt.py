@@ -201,7 +201,20 @@ class _Block:
         return "\n".join(lines)
 
 
-def _blocks(session: Session, redact: bool) -> tuple[str, list[_Block], int]:
+def _pretrim(text: str, limit_chars: int) -> str:
+    """Head and tail of a part far longer than the whole budget, before redaction.
+
+    A part over `4 * limit_chars` can never be sent whole: the budget keeps at most
+    `limit_chars` of it, from its head and tail. Keeping `2 * limit_chars` of each
+    bounds the redaction work (a 100 MB tool output costs what 4 budgets do), and a
+    credential split at these cuts lies outside anything the final cut can keep.
+    """
+    if len(text) <= 4 * limit_chars:
+        return text
+    return text[: 2 * limit_chars] + "\n[...]\n" + text[-2 * limit_chars :]
+
+
+def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list[_Block], int]:
     """The redacted task and one block per message; and how many credentials were hidden."""
     task = session.task
     # First the raw parts of every message, then one redaction pass over all of them.
@@ -230,7 +243,8 @@ def _blocks(session: Session, redact: bool) -> tuple[str, list[_Block], int]:
                 parts.append(("other", f"(tool call {call.id}) {call.name} ", call.arguments))
         headers.append(header)
         raw.append(parts)
-    texts = [task] + [text for parts in raw for _, _, text in parts]
+    texts = [_pretrim(task, limit_chars)]
+    texts += [_pretrim(text, limit_chars) for parts in raw for _, _, text in parts]
     count = 0
     if redact:
         texts, count = redact_many(texts)
@@ -276,7 +290,8 @@ def render_request(
     marker = marker or secrets.token_hex(8)
     system = system_message(rubric, marker)
     benchmark = session.benchmark or "unknown"
-    task, blocks, redactions = _blocks(session, redact)
+    # UTF-8 bytes / 3 tokens: a budget holds at most 3 characters a token.
+    task, blocks, redactions = _blocks(session, redact, max_prompt_tokens * 3)
     task = task or "(the trace records no user request)"
 
     frame = USER_TEMPLATE.format(

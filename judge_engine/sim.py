@@ -112,6 +112,10 @@ class Simulator:
         self.accepted_times: list[float] = []
         self.throttled_times: list[float] = []
         self.first_arrival_epoch: float | None = None
+        #: Verdicts served, per (judge model, record): a second one is a question asked
+        #: again. Verdicts sent after an injected delay (the client has given up) apart.
+        self.served: Counter[bytes] = Counter()
+        self.served_late = 0
         self.status: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
         self.models: Counter[str] = Counter()
@@ -160,6 +164,9 @@ class Simulator:
             "max_requests_per_60s": max_in_window(self.arrivals),
             "max_accepted_per_60s": max_in_window(self.accepted_times),
             "first_arrival_epoch": self.first_arrival_epoch,
+            "verdicts_served": sum(self.served.values()),
+            "verdicts_distinct": len(self.served),
+            "verdicts_late": self.served_late,
             "config": asdict(self.config) | {"api_key": bool(self.config.api_key)},
         }
 
@@ -281,6 +288,12 @@ class Simulator:
             else:
                 text, finish = text[: len(text) // 2], "length"
         served = "sim-other-model" if fault == "wrong_model" else model
+        if fault == "slow":
+            self.served_late += 1
+        elif fault not in ("malformed", "wrong_model"):
+            # The engine names each request; other clients are told apart by content.
+            name = request.headers.get("X-Judge-Engine-Key") or f"{model}\x1f{record}"
+            self.served[hashlib.blake2b(name.encode(), digest_size=12).digest()] += 1
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
         payload = {
             "id": f"chatcmpl-sim-{len(self.arrivals)}",

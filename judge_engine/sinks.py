@@ -14,36 +14,61 @@ import os
 import re
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import orjson
 
-from .journal import JOURNAL, OK, Record, iter_latest
+from .journal import (
+    FAILED,
+    JOURNAL,
+    OK,
+    SKIPPED,
+    JournalError,
+    Record,
+    iter_latest,
+    request_key,
+)
 from .sessions import Rejection
+from .verdict import CONFIDENCES
 
 
 class JsonlWriter:
-    """Append JSON lines to a file, flushed line by line (or when the caller says)."""
+    """Append JSON lines to a file, flushed line by line (or when the caller says).
+
+    An OS error (a full disk, a folder that cannot be written) becomes one clear
+    `JournalError` naming the file."""
 
     def __init__(self, path: Path, *, append: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._handle: IO[bytes] = open(path, "ab" if append else "wb")  # noqa: SIM115
         self.count = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle: IO[bytes] = open(path, "ab" if append else "wb")  # noqa: SIM115
+        except OSError as exc:
+            raise JournalError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def write(self, record: dict[str, Any], *, flush: bool = True) -> None:
-        self._handle.write(orjson.dumps(record, default=str) + b"\n")
-        if flush:
-            self._handle.flush()
+        try:
+            self._handle.write(orjson.dumps(record, default=str) + b"\n")
+            if flush:
+                self._handle.flush()
+        except OSError as exc:
+            raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self.count += 1
 
     def flush(self) -> None:
-        self._handle.flush()
+        try:
+            self._handle.flush()
+        except OSError as exc:
+            raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
-        self._handle.close()
+        # A failure here was already reported by write or flush, or the rebuild reports it.
+        with contextlib.suppress(OSError):
+            self._handle.close()
 
     def __enter__(self) -> JsonlWriter:
         return self
@@ -240,3 +265,119 @@ def _braintrust_row(row: dict[str, Any], slots: list[str]) -> dict[str, Any]:
         "scores": scores,
         "metadata": metadata,
     }
+
+
+# --- verification ---------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    records: int = 0
+    keys: int = 0
+    verdicts: int = 0
+    failures: int = 0
+    skips: int = 0
+    score_rows: int = 0
+    torn_tail: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(out_dir: Path, *, max_problems: int = 50) -> Verification:
+    """Check the journal's integrity and that scores.jsonl is exactly what it implies.
+
+    Every line must parse, carry valid fields and the key its own fields hash to (an
+    edited or corrupted line shows); no request may hold two verdicts; and every
+    score row must equal the row the journal's latest record for its (session, slot)
+    gives, with none missing or extra. A torn last line is reported, not an error:
+    the next run cuts it.
+    """
+    report = Verification()
+
+    def problem(text: str) -> None:
+        if len(report.problems) < max_problems:
+            report.problems.append(text)
+        elif len(report.problems) == max_problems:
+            report.problems.append("(more problems not listed)")
+
+    journal = out_dir / JOURNAL
+    if not journal.exists():
+        problem(f"no {JOURNAL} in {out_dir}")
+        return report
+    statuses: dict[str, list[str]] = {}
+    with open(journal, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):
+                report.torn_tail = True
+                break
+            report.records += 1
+            try:
+                record = Record.from_dict(orjson.loads(line))
+            except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+                problem(f"journal line {number}: unreadable ({exc})")
+                continue
+            expected = request_key(
+                record.session_id,
+                record.slot,
+                record.judge or "",
+                record.rubric_version,
+                record.prompt_version,
+                record.sample,
+            )
+            if record.key != expected:
+                problem(f"journal line {number}: key does not match its fields (edited?)")
+            if record.status == OK:
+                report.verdicts += 1
+                if record.success not in (0, 1) or record.confidence not in CONFIDENCES:
+                    problem(f"journal line {number}: a verdict without valid success/confidence")
+            elif record.status == FAILED:
+                report.failures += 1
+                if not record.error:
+                    problem(f"journal line {number}: a failure without its reason")
+            elif record.status == SKIPPED:
+                report.skips += 1
+                if record.judge is not None:
+                    problem(f"journal line {number}: a skip that names a judge")
+            else:
+                problem(f"journal line {number}: unknown status {record.status!r}")
+            seen = statuses.setdefault(record.key, [])
+            if record.status == OK and OK in seen:
+                problem(
+                    f"journal line {number}: a second verdict for session "
+                    f"{record.session_id} slot {record.slot} (duplicated)"
+                )
+            seen.append(record.status)
+    report.keys = len(statuses)
+
+    expected_rows = {
+        (r.session_id, r.slot): score_row(r) for r in iter_latest(journal) if r.sample == 0
+    }
+    scores = out_dir / SCORES
+    found: set[tuple[str, str]] = set()
+    if scores.exists():
+        with open(scores, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                report.score_rows += 1
+                try:
+                    row = orjson.loads(line)
+                    pair = (row["session_id"], row["judge_slot"])
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    problem(f"scores line {number}: unreadable")
+                    continue
+                if pair in found:
+                    problem(f"scores line {number}: a second row for {pair[0]} / {pair[1]}")
+                found.add(pair)
+                want = expected_rows.get(pair)
+                if want is None:
+                    problem(f"scores line {number}: {pair[0]} / {pair[1]} is not in the journal")
+                elif orjson.loads(orjson.dumps(want)) != row:
+                    problem(f"scores line {number}: differs from the journal's latest record")
+    missing = set(expected_rows) - found
+    for session, slot in sorted(missing)[:5]:
+        problem(f"scores.jsonl lacks {session} / {slot}")
+    if len(missing) > 5:
+        problem(f"... and {len(missing) - 5} more rows missing from scores.jsonl")
+    return report

@@ -227,10 +227,13 @@ async def test_the_rpm_limit_holds_counted_at_the_server(tmp_path: Path) -> None
         result, _ = await grade(config, KEY)
     assert result.verdicts == 80
     interval = 60.0 / rpm
-    # In any window of k request intervals the server saw at most k requests
-    # (the same property that holds the limit in every 60-second window).
-    for k in (5, 10, 40):
-        assert max_in_window(server.arrivals, interval * k) <= k
+    # In any window of k request intervals the server saw at most k requests (the same
+    # property that holds the limit in every 60-second window, scaled down), give or
+    # take one request whose arrival a busy machine delayed to a window's edge.
+    for k in (10, 20, 40, 80):
+        assert max_in_window(server.arrivals, interval * k) <= k + 1
+    # Over the whole run the pace is the limit's, not faster.
+    assert server.arrivals[-1] - server.arrivals[0] >= interval * 78
 
 
 async def test_a_finished_run_rerun_sends_nothing_and_keeps_one_row_each(tmp_path: Path) -> None:

@@ -199,7 +199,9 @@ class Gateway:
         ceiling = min(cap, base * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
-    async def send(self, body: bytes, estimated_tokens: int) -> Reply:
+    async def send(
+        self, body: bytes, estimated_tokens: int, extra_headers: Mapping[str, str] | None = None
+    ) -> Reply:
         """One request: wait for a slot and the rate limits, POST, classify the answer."""
         session = self._session
         if session is None:
@@ -221,7 +223,7 @@ class Gateway:
             self.stats.sent += 1
             started = time.monotonic()
             try:
-                async with session.post(self.url, data=body) as response:
+                async with session.post(self.url, data=body, headers=extra_headers) as response:
                     if (response.content_length or 0) > _MAX_BODY:
                         raise GatewayError(
                             "bad_response",
