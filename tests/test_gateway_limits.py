@@ -136,3 +136,18 @@ async def test_a_short_retry_hint_teaches_nothing() -> None:
         with pytest.raises(GatewayError):
             await gateway.send(b'{"model": "m", "messages": []}', 10)
     assert gateway.pacer.rpm is None
+
+
+@pytest.mark.parametrize(("hint", "everyone_waits"), [("1", False), ("5", True)])
+async def test_only_a_long_retry_hint_pauses_every_request(hint: str, everyone_waits: bool) -> None:
+    from judge_engine.gateway import Gateway, GatewayError
+
+    from .servers import ScriptedServer, error
+
+    async with ScriptedServer([error(429, "slow", **{"Retry-After": hint})]) as server:
+        async with Gateway(server.url, "k") as gateway:
+            with pytest.raises(GatewayError) as refused:
+                await gateway.send(b'{"model": "m", "messages": []}', 10)
+            assert refused.value.retry_after_s == float(hint)  # the request itself waits
+            assert (gateway.paused_for > 0) is everyone_waits
+            assert gateway.limit.limit < 8  # everyone slows down either way

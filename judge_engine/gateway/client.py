@@ -6,8 +6,8 @@ with a JSON object), or a `GatewayError` saying whether asking again may help.
 One pooled aiohttp session serves the endpoint. Every request first waits out any
 pause the server asked for, then for a slot under the in-flight cap, then for the rpm
 pacer and the tpm window.
-A 429 slows everyone down (the cap halves, and a retry hint pauses all requests);
-successes grow the cap back. The API key goes only into the Authorization header:
+A 429 slows everyone down (the cap halves; a retry hint of two seconds or more pauses
+all requests, a shorter one the retrying request); successes grow the cap back. The API key goes only into the Authorization header:
 every message that leaves this module is scrubbed of it and of credential shapes.
 """
 
@@ -186,9 +186,19 @@ class Gateway:
         while (delay := self._pause_until - time.monotonic()) > 0:  # noqa: ASYNC110
             await anyio.sleep(delay)
 
+    @property
+    def paused_for(self) -> float:
+        """Seconds every request still waits before it may be sent."""
+        return max(0.0, self._pause_until - time.monotonic())
+
     def pause(self, seconds: float) -> None:
-        """Hold every request for `seconds` (a server's retry hint applies to all)."""
-        self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+        """Hold every request for `seconds` when the server says its window is spent for
+        a while (2 s or more). A shorter wait is the retrying request's alone (its backoff
+        honours the hint) while the halved in-flight cap slows everyone: pausing all
+        requests for every passing one-second throttle would stall a run that meets them
+        at random."""
+        if seconds >= _LONG_HINT_S:
+            self._pause_until = max(self._pause_until, time.monotonic() + seconds)
 
     def backoff(self, attempt: int, hint_s: float | None) -> float:
         """Seconds to wait before attempt `attempt` (1 = first retry): the server's hint,
@@ -322,8 +332,8 @@ class Gateway:
                 now = time.monotonic()
                 self._count_accepted(int(now), 0)
                 self.pacer.estimate(sum(n for _, n in self._accepted), now)
-            # A hint applies to everyone; without one, everyone still backs off a little.
-            self.pause(hint if hint is not None else 0.5 + self._rng.random())
+            if hint is not None:
+                self.pause(hint)
             raise GatewayError(
                 "rate_limited",
                 self.scrub(message or "too many requests"),
