@@ -144,10 +144,10 @@ async def test_only_a_long_retry_hint_pauses_every_request(hint: str, everyone_w
 
     from .servers import ScriptedServer, error
 
-    async with ScriptedServer([error(429, "slow", **{"Retry-After": hint})]) as server:
-        async with Gateway(server.url, "k") as gateway:
-            with pytest.raises(GatewayError) as refused:
-                await gateway.send(b'{"model": "m", "messages": []}', 10)
-            assert refused.value.retry_after_s == float(hint)  # the request itself waits
-            assert (gateway.paused_for > 0) is everyone_waits
-            assert gateway.limit.limit < 8  # everyone slows down either way
+    script = [error(429, "slow", **{"Retry-After": hint})]
+    async with ScriptedServer(script) as server, Gateway(server.url, "k") as gateway:
+        with pytest.raises(GatewayError) as refused:
+            await gateway.send(b'{"model": "m", "messages": []}', 10)
+        assert refused.value.retry_after_s == float(hint)  # the request itself waits
+        assert (gateway.paused_for > 0) is everyone_waits
+        assert gateway.limit.limit < 8  # everyone slows down either way

@@ -7,8 +7,9 @@ One pooled aiohttp session serves the endpoint. Every request first waits out an
 pause the server asked for, then for a slot under the in-flight cap, then for the rpm
 pacer and the tpm window.
 A 429 slows everyone down (the cap halves; a retry hint of two seconds or more pauses
-all requests, a shorter one the retrying request); successes grow the cap back. The API key goes only into the Authorization header:
-every message that leaves this module is scrubbed of it and of credential shapes.
+all requests, a shorter one the retrying request); successes grow the cap back. The
+API key goes only into the Authorization header: every message that leaves this
+module is scrubbed of it and of credential shapes.
 """
 
 from __future__ import annotations
