@@ -765,13 +765,7 @@ def grade_config(args: argparse.Namespace, argv: Sequence[str]) -> tuple[Any, st
     guard = args.guard or "model"
     if guard not in MODES:
         raise UsageError(f"--guard must be one of {', '.join(MODES)}")
-    prices: dict[str, tuple[float, float]] = {}
-    for text in args.price or []:
-        try:
-            model, pair = parse_price(text)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        prices[model] = pair
+    prices = _prices(args.price)
     key_env = args.api_key_env or "OPENAI_API_KEY"
     api_key = os.environ.get(key_env) or None
     base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
@@ -824,6 +818,18 @@ def grade_config(args: argparse.Namespace, argv: Sequence[str]) -> tuple[Any, st
         resume_command=resume_command(argv),
     )
     return config, api_key
+
+
+def _prices(texts: Sequence[str] | None) -> dict[str, tuple[float, float]]:
+    """--price MODEL=IN,OUT options as a table (USD per million tokens)."""
+    prices: dict[str, tuple[float, float]] = {}
+    for text in texts or []:
+        try:
+            model, pair = parse_price(text)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        prices[model] = pair
+    return prices
 
 
 def _priced(model: str, overrides: dict[str, tuple[float, float]]) -> bool:
@@ -937,13 +943,7 @@ def _agree(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import build, plots, to_csv, to_markdown
 
-    prices = {}
-    for text in args.price or []:
-        try:
-            model, pair = parse_price(text)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        prices[model] = pair
+    prices = _prices(args.price)
     out = Path(args.out)
     try:
         report = build(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+
+from judge_engine.journal import Record, request_key
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any] | bytes]) -> Path:
@@ -24,6 +27,55 @@ def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
 
     pq.write_table(pa.Table.from_pylist(rows), path)
     return path
+
+
+def make_record(
+    session: str,
+    slot: str = "j",
+    success: int | None = 1,
+    *,
+    judge: str | None = None,
+    status: str = "ok",
+    sample: int = 0,
+    confidence: str = "high",
+    **fields: Any,
+) -> Record:
+    """A journal record as a grade run writes it; its key hashed from its own fields."""
+    judge = judge or slot
+    versions = {"rubric_version": "r", "prompt_version": "p", "rubric": "default"}
+    versions.update({k: fields.pop(k) for k in list(versions) if k in fields})
+    return Record(
+        key=request_key(
+            session, slot, judge, versions["rubric_version"], versions["prompt_version"], sample
+        ),
+        session_id=session,
+        slot=slot,
+        judge=judge,
+        sample=sample,
+        status=status,
+        success=success if status == "ok" else None,
+        confidence=confidence if status == "ok" else None,
+        **versions,
+        **fields,
+    )
+
+
+def grade_argv(source: str, url: str, out: Path, *extra: str) -> list[str]:
+    """`judge-engine grade` as a subprocess, one judge unless `extra` adds more."""
+    return [
+        sys.executable,
+        "-m",
+        "judge_engine",
+        "grade",
+        source,
+        "--judge",
+        "gpt-4.1",
+        "--base-url",
+        url,
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -9,9 +9,9 @@ import pytest
 
 from judge_engine.agreement import agree, render
 from judge_engine.cli import main
-from judge_engine.journal import Record, request_key
+from judge_engine.journal import Record
 
-from .conftest import write_jsonl
+from .conftest import make_record, write_jsonl
 
 
 def _record(
@@ -26,19 +26,15 @@ def _record(
     label: int | None = None,
     status: str = "ok",
 ) -> Record:
-    judge = judge or slot
-    return Record(
-        key=request_key(session, slot, judge, "r1", "p1", sample),
-        session_id=session,
-        slot=slot,
+    return make_record(
+        session,
+        slot,
+        success,
         judge=judge,
+        confidence=confidence,
         sample=sample,
         status=status,
         rubric="swebench",
-        rubric_version="r1",
-        prompt_version="p1",
-        success=success if status == "ok" else None,
-        confidence=confidence if status == "ok" else None,
         benchmark=benchmark,
         harness="h",
         agent_models=("m",),

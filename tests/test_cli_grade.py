@@ -19,7 +19,7 @@ from judge_engine import synth
 from judge_engine.cli import main
 from judge_engine.sim import SimConfig, Simulator
 
-from .conftest import read_jsonl, write_jsonl
+from .conftest import grade_argv, read_jsonl, write_jsonl
 
 KEY = "sk-cli-" + "c" * 32
 
@@ -122,20 +122,7 @@ def test_a_401_is_one_clear_line_with_exit_2(
 ) -> None:
     wrong = "sk-wrong-" + "w" * 30
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "judge_engine",
-            "grade",
-            source,
-            "--judge",
-            "gpt-4.1",
-            "--base-url",
-            simulator.url,
-            "--out",
-            str(tmp_path / "out"),
-            "--quiet",
-        ],
+        grade_argv(source, simulator.url, tmp_path / "out", "--quiet"),
         env={**os.environ, "OPENAI_API_KEY": wrong},
         capture_output=True,
         text=True,

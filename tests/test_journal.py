@@ -15,20 +15,11 @@ from judge_engine.journal import (
     request_key,
 )
 
+from .conftest import make_record
+
 
 def _record(session: str, status: str = "ok", slot: str = "j", success: int | None = 1) -> Record:
-    return Record(
-        key=request_key(session, slot, slot, "r", "p", 0),
-        session_id=session,
-        slot=slot,
-        judge=slot,
-        sample=0,
-        status=status,
-        rubric="default",
-        rubric_version="r",
-        prompt_version="p",
-        success=success if status == "ok" else None,
-    )
+    return make_record(session, slot, success, status=status)
 
 
 def test_appended_records_survive_and_are_found_on_reopening(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from judge_engine.cli import main
 from judge_engine.engine import GradeConfig, grade
 from judge_engine.sim import SimConfig, Simulator
 
-from .conftest import read_jsonl, write_jsonl
+from .conftest import grade_argv, read_jsonl, write_jsonl
 from .servers import Action, ScriptedServer
 
 KEY = "sk-reliability-" + "q" * 30
@@ -48,19 +48,7 @@ async def test_the_key_stays_out_of_progress_lines_output_and_files(tmp_path: Pa
     source = _source(tmp_path)
     async with Simulator(SimConfig(api_key=KEY, fail_rate=0.3, seed=3)) as simulator:
         result = await _run(
-            [
-                sys.executable,
-                "-m",
-                "judge_engine",
-                "grade",
-                source,
-                "--judge",
-                "gpt-4.1",
-                "--base-url",
-                simulator.url,
-                "--out",
-                str(tmp_path / "out"),
-            ],
+            grade_argv(source, simulator.url, tmp_path / "out"),
             env={**os.environ, "OPENAI_API_KEY": KEY},
         )
     assert result.returncode == 0, result.stderr.decode()
@@ -75,20 +63,7 @@ async def test_credentials_in_the_base_url_never_show(tmp_path: Path) -> None:
     async with Simulator(SimConfig(api_key=KEY)) as simulator:
         url = simulator.url.replace("http://", f"http://admin:{password}@")
         result = await _run(
-            [
-                sys.executable,
-                "-m",
-                "judge_engine",
-                "grade",
-                source,
-                "--judge",
-                "gpt-4.1",
-                "--base-url",
-                url,
-                "--out",
-                str(tmp_path / "out"),
-                "--quiet",
-            ],
+            grade_argv(source, url, tmp_path / "out", "--quiet"),
             env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
         )
     # Basic credentials are not the bearer key the simulator wants: a 401, one line.
@@ -126,23 +101,9 @@ def _limit_file_size(limit: int) -> None:
 async def test_a_full_disk_stops_cleanly_and_the_run_resumes(tmp_path: Path) -> None:
     source = _source(tmp_path, 80)
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "judge_engine",
-        "grade",
-        source,
-        "--judge",
-        "gpt-4.1",
-        "--judge",
-        "gemini-2.5-pro",
-        "--out",
-        str(out),
-        "--quiet",
-    ]
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     async with Simulator(SimConfig(api_key=KEY)) as simulator:
-        command += ["--base-url", simulator.url]
+        command = grade_argv(source, simulator.url, out, "--judge", "gemini-2.5-pro", "--quiet")
         # Files may not grow past 40 KB: the journal or the score rows fill up mid-run.
         full = await _run(
             command,

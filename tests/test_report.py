@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from judge_engine.cli import main
-from judge_engine.journal import Record, request_key
+from judge_engine.journal import Record
 from judge_engine.report import build, to_csv, to_markdown
 from judge_engine.stats import balanced_rate, wilson
+
+from .conftest import make_record
 
 
 def _record(
@@ -23,18 +25,11 @@ def _record(
     usage: dict[str, int] | None = None,
     cost: float | None = None,
 ) -> Record:
-    return Record(
-        key=request_key(session, slot, slot, "r", "p", 0),
-        session_id=session,
-        slot=slot,
-        judge=slot,
-        sample=0,
-        status="ok",
+    return make_record(
+        session,
+        slot,
+        success,
         rubric=benchmark,
-        rubric_version="r",
-        prompt_version="p",
-        success=success,
-        confidence="high",
         benchmark=benchmark,
         harness=harness,
         agent_models=(model,),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from judge_engine import synth
 from judge_engine.sim import SimConfig, Simulator
 
-from .conftest import read_jsonl, write_jsonl
+from .conftest import grade_argv, read_jsonl, write_jsonl
 
 KEY = "sk-resume-" + "x" * 30
 SESSIONS = 60
@@ -28,25 +27,8 @@ def _lines(path: Path) -> int:
 
 
 def _command(source: str, url: str, out: Path) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "judge_engine",
-        "grade",
-        source,
-        "--base-url",
-        url,
-        "--out",
-        str(out),
-        "--concurrency",
-        str(CONCURRENCY),
-        "--quiet",
-        "--grace",
-        "2",
-    ]
-    for judge in JUDGES:
-        command += ["--judge", judge]
-    return command
+    extra = ["--judge", JUDGES[1], "--concurrency", str(CONCURRENCY), "--quiet", "--grace", "2"]
+    return grade_argv(source, url, out, *extra)
 
 
 async def _run_until(command: list[str], journal: Path, lines: int) -> anyio.abc.Process:
