@@ -74,26 +74,52 @@ class Sim:
         self.close()
 
 
-def write_sessions(path: Path, count: int, *, size: str = "small", seed: int = 0) -> Path:
+def write_sessions(
+    path: Path,
+    count: int,
+    *,
+    size: str = "small",
+    seed: int = 0,
+    calls: int | None = None,
+    turn_bytes: int | None = None,
+    fmt: str = "jsonl",
+) -> Path:
     """`count` OTel sessions: "small" (4 calls, ~8 KB rows) or "large" (30 calls of 2 KB
-    turns, ~1.4 MB rows). A few templates reused under fresh ids keep generation fast."""
-    calls, turn = (4, 300) if size == "small" else (30, 2000)
+    turns, ~1.4 MB rows), or `calls` and `turn_bytes` of your own; as JSONL or Parquet.
+    A few templates reused under fresh ids keep generation fast."""
+    default_calls, default_turn = (4, 300) if size == "small" else (30, 2000)
     templates = [
         synth.otel_row(
             "t",
             BENCHMARKS[i % len(BENCHMARKS)],
-            calls=calls,
-            turn_bytes=turn,
+            calls=calls or default_calls,
+            turn_bytes=turn_bytes or default_turn,
             seed=seed + i,
             reasoning=True,
             success=i % 3 > 0,
         )
         for i in range(5)
     ]
-    with open(path, "wb") as handle:
-        for number in range(count):
-            row = dict(templates[number % len(templates)], session_id=f"s{number:07d}")
-            handle.write(orjson.dumps(row) + b"\n")
+
+    def rows(start: int, stop: int) -> list[dict[str, Any]]:
+        return [
+            dict(templates[n % len(templates)], session_id=f"s{n:07d}") for n in range(start, stop)
+        ]
+
+    if fmt == "jsonl":
+        with open(path, "wb") as handle:
+            for number in range(count):
+                handle.write(orjson.dumps(rows(number, number + 1)[0]) + b"\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.Table.from_pylist(templates[:1]).schema
+        with pq.ParquetWriter(path, schema) as writer:
+            for start in range(0, count, 16):
+                writer.write_table(
+                    pa.Table.from_pylist(rows(start, min(count, start + 16)), schema=schema)
+                )
     return path
 
 

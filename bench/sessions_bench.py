@@ -23,46 +23,11 @@ import time
 from pathlib import Path
 
 import orjson
+from _common import write_sessions
 
-from judge_engine import synth
 from judge_engine.prompt import render_request
 from judge_engine.rubrics import RubricSet
 from judge_engine.sessions import Session, read_sessions
-
-BENCHMARKS = ("swebench", "tau2_airline", "tau2_retail", "appworld", "browsecompplus")
-
-
-def generate(path: Path, count: int, calls: int, turn_bytes: int, fmt: str) -> int:
-    """Write `count` rows; a few distinct templates, each reused under fresh ids."""
-    templates = [
-        synth.otel_row(
-            "t",
-            BENCHMARKS[i % len(BENCHMARKS)],
-            calls=calls,
-            turn_bytes=turn_bytes,
-            seed=i,
-            reasoning=True,
-        )
-        for i in range(5)
-    ]
-    if fmt == "jsonl":
-        with open(path, "wb") as handle:
-            for number in range(count):
-                row = dict(templates[number % len(templates)], session_id=f"s{number:07d}")
-                handle.write(orjson.dumps(row) + b"\n")
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        schema = pa.Table.from_pylist(templates[:1]).schema
-        with pq.ParquetWriter(path, schema) as writer:
-            for start in range(0, count, 16):
-                rows = [
-                    dict(templates[n % len(templates)], session_id=f"s{n:07d}")
-                    for n in range(start, min(count, start + 16))
-                ]
-                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-    return path.stat().st_size
 
 
 def run_one(path: Path, judge: str) -> dict[str, float]:
@@ -118,7 +83,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for count in (int(n) for n in args.sizes.split(",")):
             path = Path(tmp) / f"rows.{args.format}"
-            generate(path, count, args.calls, args.turn_bytes, args.format)
+            write_sessions(
+                path, count, calls=args.calls, turn_bytes=args.turn_bytes, fmt=args.format
+            )
             out = subprocess.run(
                 [sys.executable, __file__, "--one", str(path)],
                 capture_output=True,
