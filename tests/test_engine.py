@@ -324,3 +324,29 @@ async def test_the_key_appears_in_no_file_under_out(tmp_path: Path) -> None:
     assert result.failed == 1 and result.verdicts == 5
     assert KEY not in summary
     _assert_key_absent(tmp_path / "out")
+
+
+async def test_repeats_ask_each_judge_k_times_with_the_sample_in_the_key(tmp_path: Path) -> None:
+    from judge_engine.agreement import agree
+
+    source = _sessions(tmp_path, 4)
+    async with Simulator(SimConfig()) as simulator:
+        config = _config(
+            tmp_path,
+            source,
+            simulator.url,
+            judges=("gpt-4.1", "gemini-2.5-pro"),
+            repeats=3,
+            temperature=0.7,
+        )
+        result, _ = await grade(config, KEY)
+        again, _ = await grade(config, KEY)
+    assert result.verdicts == 4 * 2 * 3 and again.requests_sent == 0
+    records = _journal(tmp_path)
+    assert len({r["key"] for r in records}) == 24
+    assert sorted({r["sample"] for r in records}) == [0, 1, 2]
+    rows = read_jsonl(tmp_path / "out" / "scores.jsonl")
+    assert len(rows) == 8  # the score column is the first sample
+    stability = agree(tmp_path / "out")["repeats"]
+    assert stability["gpt-4.1"]["samples"] == 3 and stability["gpt-4.1"]["sessions"] == 4
+    assert stability["gpt-4.1"]["flip_rate"] == 0.0  # the simulator is deterministic

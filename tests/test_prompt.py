@@ -205,3 +205,17 @@ def test_shorten_keeps_head_and_tail_within_the_cap() -> None:
     assert estimate_tokens(short) <= 500
     assert shorten("small", 500) == "small"
     assert estimate_tokens("é" * 3) == 2  # UTF-8 bytes / 3, rounded up
+
+
+def test_sampling_options_and_retargeting_keep_the_record() -> None:
+    from judge_engine.prompt import retarget
+
+    session = _long_session(3, 100)
+    request = render_request(session, RUBRICS["swebench"], "a", temperature=0.7, max_tokens=300)
+    assert (request.body["temperature"], request.body["max_tokens"]) == (0.7, 300)
+    other = retarget(request, "b")
+    assert other.body["model"] == "b" and other.marker != request.marker
+    assert (
+        other.body["messages"][1]["content"].replace(other.marker, request.marker)
+        == (request.body["messages"][1]["content"])
+    )
