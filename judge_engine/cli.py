@@ -843,7 +843,6 @@ def _grade(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     config, api_key = grade_config(args, argv)
     try:
-        RubricSet.load(config.rubrics_dir)
         result, summary = anyio.run(grade, config, api_key)
     except ValueError as exc:  # a base URL or limit the gateway cannot use
         raise UsageError(str(exc)) from None
