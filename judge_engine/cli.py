@@ -25,7 +25,8 @@ from .journal import JournalError
 from .pricing import parse_price
 from .prompt import DEFAULT_MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS, BudgetError, render_request
 from .rubrics import RubricError, RubricSet
-from .sessions import FORMATS, Rejection, Session, SourceError, read_sessions
+from .sessions import FORMATS, Census, Rejection, Session, SourceError, read_sessions
+from .sessions.fidelity import MEASURES
 from .sinks import EXPORT_FORMATS, JsonlWriter, RejectLog
 
 if sys.version_info >= (3, 11):
@@ -37,9 +38,9 @@ _DESCRIPTION = """\
 Grade AI-agent traces with LLM judges through any OpenAI-compatible gateway.
 
 Sources are .jsonl, .json or .parquet files, folders or globs of them, - for stdin,
-or hf://OWNER/NAME?config=C&split=S (streamed). Four trace formats are detected per
-row: OTel GenAI spans (Exgentic agent-llm-traces), AgentTrace, Hermes ShareGPT and
-generic OpenAI chat rows.
+or hf://OWNER/NAME?config=C&split=S (streamed). Five trace formats are detected per
+row: raw OTLP/JSON (an OpenTelemetry Collector's file exporter), OTel GenAI spans
+(Exgentic agent-llm-traces), AgentTrace, Hermes ShareGPT and generic OpenAI chat.
 """
 
 _EPILOG = """\
@@ -180,6 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_int, metavar="N", help="only the first N sessions"
     )
     preview.add_argument("--out", default="out", metavar="DIR", help="results folder (default out)")
+
+    show = commands.add_parser(
+        "show",
+        help="print what the judge will read for one session, and how its trace was read",
+        description="Read the sources until the session with this id, and print the user "
+        "message the judge would receive for it (no network), which message was taken "
+        "as the task, which calls were left out as side calls and why, and what was "
+        "replaced (binary parts) or counted (failed calls, empty messages).",
+    )
+    _add_source_options(show)
+    show.add_argument("--session", required=True, metavar="ID", help="the session id to show")
+    show.add_argument("--judge", default="gpt-4.1", metavar="MODEL", help="judge model of the body")
+    show.add_argument("--system", action="store_true", help="print the system message too")
+    _add_request_options(show)
 
     rubrics = commands.add_parser(
         "rubrics",
@@ -573,6 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _preview(args)
         if args.command == "rubrics":
             return _rubrics(args)
+        if args.command == "show":
+            return _show(args)
         if args.command == "grade":
             return _grade(args, list(argv) if argv is not None else sys.argv[1:])
         if args.command == "demo":
@@ -626,6 +643,7 @@ def _sessions(args: argparse.Namespace) -> int:
         key: Counter() for key in ("format", "benchmark", "harness", "agent_model")
     }
     rejected: Counter[str] = Counter()
+    fidelity = Census()
     log = RejectLog(Path(args.out)) if args.out else None
     total = 0
     for item in read_sessions(args.sources, fmt=args.format, agent_model=args.agent_model):
@@ -635,6 +653,7 @@ def _sessions(args: argparse.Namespace) -> int:
                 log.add(item)
             continue
         total += 1
+        fidelity.add(item)
         counts["format"][item.source.format] += 1
         counts["benchmark"][item.benchmark or "unknown"] += 1
         counts["harness"][item.harness or "unknown"] += 1
@@ -645,6 +664,7 @@ def _sessions(args: argparse.Namespace) -> int:
     if args.json:
         payload: dict[str, object] = {k: dict(v.most_common()) for k, v in counts.items()}
         payload.update(sessions=total, rejected=dict(rejected.most_common()))
+        payload["fidelity"] = fidelity.to_dict()
         print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
         return 0
     print(f"{total:,} sessions, {sum(rejected.values()):,} rejected rows")
@@ -652,6 +672,16 @@ def _sessions(args: argparse.Namespace) -> int:
         print(f"\nby {key.replace('_', ' ')}:")
         for name, count in counter.most_common():
             print(f"  {count:>8,}  {name}")
+    if total:
+        print("\nhow the traces were read (total, and in how many sessions):")
+        formats = list(fidelity.sessions)
+        print(f"  {'':<52}" + "".join(f"{fmt:>20}" for fmt in formats))
+        for name, meaning in MEASURES.items():
+            cells = "".join(
+                f"{fidelity.totals[fmt][name]:>11,} ({fidelity.affected[fmt][name]:>5,})"
+                for fmt in formats
+            )
+            print(f"  {meaning:<52}{cells}")
     if rejected:
         print("\nrejected rows by reason" + (f" (see {log.path})" if log else "") + ":")
         for reason, count in rejected.most_common():
@@ -705,6 +735,25 @@ def _preview(args: argparse.Namespace) -> int:
         )
     print(f"{log.count:,} rejected rows in {log.path}")
     return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .show import describe
+
+    _check_budget(args.max_prompt_tokens)
+    rubrics = RubricSet.load(args.rubrics)
+    for item in read_sessions(args.sources, fmt=args.format, agent_model=args.agent_model):
+        if isinstance(item, Session) and item.session_id == args.session:
+            request = render_request(
+                item,
+                rubrics.for_benchmark(item.benchmark),
+                args.judge,
+                max_prompt_tokens=args.max_prompt_tokens,
+                redact=not args.no_redact,
+            )
+            print(describe(item, request, system=args.system))
+            return 0
+    raise UsageError(f"no session {args.session!r} in {', '.join(args.sources)}")
 
 
 def _rubrics(args: argparse.Namespace) -> int:

@@ -27,7 +27,8 @@ from typing import Any
 
 from .redact import redact_many
 from .rubrics import Rubric
-from .sessions import Message, Session
+from .sessions import EVENT, Message, Session
+from .sessions.binary import scrub
 
 DEFAULT_MAX_PROMPT_TOKENS = 32_000
 #: Below this a rubric's system message and a useful transcript do not fit.
@@ -90,7 +91,10 @@ Grade this session. Benchmark: {benchmark}.
 Reply with the JSON verdict only."""
 
 #: Bump when rendering changes in a way the templates do not show.
-_RENDER_REVISION = "1"
+_RENDER_REVISION = "2"
+#: A task at least this long is shown once: its copy in the transcript is replaced.
+_TASK_ECHO_CHARS = 20
+_TASK_NOTE = "(the task, shown above)"
 #: Part of every journal key: changing the prompt re-grades everything.
 PROMPT_VERSION = hashlib.sha256(
     (SYSTEM_TEMPLATE + USER_TEMPLATE + _RENDER_REVISION).encode()
@@ -231,20 +235,22 @@ def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list
             if message.is_error:
                 header += " [error]"
             parts.append(("output", "", message.content))
+        elif message.role == EVENT:
+            header = f"[{number}] (recorded in the trace)"
+            parts.append(("other", "", message.content))
         else:
             if message.reasoning:
                 parts.append(("other", "(reasoning) ", message.reasoning))
             if message.content:
-                if message.role == "user" and task and message.content == task:
-                    parts.append(("other", "", "(the task, shown above)"))
-                else:
-                    parts.append(("other", "", message.content))
+                parts.append(("other", "", _without_task(message, task)))
             for call in message.tool_calls:
                 parts.append(("other", f"(tool call {call.id}) {call.name} ", call.arguments))
         headers.append(header)
         raw.append(parts)
     texts = [_pretrim(task, limit_chars)]
     texts += [_pretrim(text, limit_chars) for parts in raw for _, _, text in parts]
+    # Binary data never reaches the judge as text, whatever the adapter left.
+    texts = [scrub(text)[0] for text in texts]
     count = 0
     if redact:
         texts, count = redact_many(texts)
@@ -254,6 +260,13 @@ def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list
         for header, parts in zip(headers, raw, strict=True)
     ]
     return texts[0], blocks, count
+
+
+def _without_task(message: Message, task: str) -> str:
+    """A user message's text with its copy of the task replaced by a note."""
+    if message.role != "user" or len(task) < _TASK_ECHO_CHARS or task not in message.content:
+        return message.content
+    return message.content.replace(task, _TASK_NOTE, 1)
 
 
 def _turns(messages: tuple[Message, ...]) -> list[list[int]]:

@@ -141,7 +141,8 @@ def test_models_tokens_durations_and_error_column_are_metadata() -> None:
     row = _row([first, last], error="[2 tool error(s) detected. See spans for details.]")
     session = _parse(row)
     assert isinstance(session, Session)
-    assert session.agent_models == ("Az/gpt-4.1", "o/Kimi-K2.5")
+    # The agent's models in the order its calls use them.
+    assert session.agent_models == ("o/Kimi-K2.5", "Az/gpt-4.1")
     assert session.benchmark == "tau2_airline"
     assert session.harness == "tool_calling"
     meta = session.metadata
@@ -220,7 +221,8 @@ def test_spans_as_a_json_string_and_models_as_text() -> None:
     last = _span("2026-01-01T00:00:20Z", _json([SYSTEM, USER]), _json(FINAL))
     session = _parse(_row(_json([last]), models="claude-opus-4-5, Az/gpt-4.1"))
     assert isinstance(session, Session)
-    assert session.agent_models[:2] == ("claude-opus-4-5", "Az/gpt-4.1")
+    # The calls' models first, then what the column declares that no call names.
+    assert session.agent_models == ("Az/gpt-4.1", "claude-opus-4-5")
 
 
 def test_rows_without_llm_calls_are_rejected() -> None:

@@ -2,29 +2,50 @@
 
 In: source specs (files, folders, globs, `-`, `hf://OWNER/NAME?config=C&split=S`).
 Out: a stream of `Session`s and `Rejection`s, in source order. The format is
-detected per row (or forced); a row that cannot become a session, or repeats a
-session id already seen in this run, becomes a `Rejection` with its reason.
+detected per row by the registry of adapters (or forced); raw OTLP export lines are
+grouped into sessions across lines and files first (`otlp`). A row that cannot
+become a session, or repeats a session id already seen in this run, becomes a
+`Rejection` with its reason.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from . import agenttrace, hermes, openai_chat, otel
-from .model import BadRow, Message, Rejection, Session, SourceRef, ToolCall
+from . import agenttrace, hermes, openai_chat, otel, otlp
+from .fidelity import Census, census
+from .model import (
+    EVENT,
+    BadRow,
+    Hints,
+    Message,
+    Reading,
+    Rejection,
+    Session,
+    SourceRef,
+    ToolCall,
+)
 from .sources import RawRow, SourceError, count_rows, expand, iter_rows
 
 __all__ = [
+    "ADAPTERS",
+    "EVENT",
     "FORMATS",
+    "Adapter",
     "BadRow",
+    "Census",
+    "Hints",
     "Message",
+    "Reading",
     "Rejection",
     "Session",
     "SourceError",
     "SourceRef",
     "ToolCall",
+    "census",
     "count_rows",
     "detect_format",
     "expand",
@@ -32,21 +53,35 @@ __all__ = [
     "read_sessions",
 ]
 
-#: Format names, in detection order (AgentTrace rows also carry `spans`).
-FORMATS = ("agenttrace", "hermes", "otel", "openai")
 
-_MATCHERS: tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...] = (
-    (agenttrace.FORMAT, agenttrace.matches),
-    (hermes.FORMAT, hermes.matches),
-    (otel.FORMAT, otel.matches),
-    (openai_chat.FORMAT, openai_chat.matches),
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    """One trace format: how to recognize its rows and how to read one."""
+
+    name: str
+    matches: Callable[[Mapping[str, Any]], bool]
+    parse: Callable[[Mapping[str, Any], SourceRef, Hints], Session]
+    #: Rows of this format are grouped across lines before they are read (OTLP).
+    grouped: bool = False
+
+
+#: The formats, in detection order: the first whose `matches` accepts a row reads it.
+#: AgentTrace rows also carry `spans`, so they are tried before OTel rows.
+ADAPTERS: tuple[Adapter, ...] = (
+    Adapter(otlp.FORMAT, otlp.matches, otlp.parse, grouped=True),
+    Adapter(agenttrace.FORMAT, agenttrace.matches, agenttrace.parse),
+    Adapter(hermes.FORMAT, hermes.matches, hermes.parse),
+    Adapter(otel.FORMAT, otel.matches, otel.parse),
+    Adapter(openai_chat.FORMAT, openai_chat.matches, openai_chat.parse),
 )
+_BY_NAME = {adapter.name: adapter for adapter in ADAPTERS}
+FORMATS = tuple(adapter.name for adapter in ADAPTERS)
 
 
 def detect_format(row: Mapping[str, Any]) -> str | None:
-    for name, matches in _MATCHERS:
-        if matches(row):
-            return name
+    for adapter in ADAPTERS:
+        if adapter.matches(row):
+            return adapter.name
     return None
 
 
@@ -55,26 +90,24 @@ def parse_row(
 ) -> Session | Rejection:
     """One decoded row -> a Session, or a Rejection saying why not."""
     fmt = fmt or detect_format(raw.data)
-    if fmt is None:
+    adapter = _BY_NAME.get(fmt) if fmt else None
+    if adapter is None:
         columns = ", ".join(sorted(str(k) for k in raw.data)[:12]) or "none"
         return Rejection(
             raw.source, raw.row, "unknown_schema", f"columns ({columns}) match no known format"
         )
-    ref = SourceRef(raw.source, raw.row, fmt)
+    ref = SourceRef(raw.source, raw.row, adapter.name)
     try:
-        if fmt == hermes.FORMAT:
-            return hermes.parse(raw.data, ref, agent_model, raw.hub_config)
-        if fmt == otel.FORMAT:
-            return otel.parse(raw.data, ref, agent_model)
-        if fmt == agenttrace.FORMAT:
-            return agenttrace.parse(raw.data, ref, agent_model)
-        return openai_chat.parse(raw.data, ref, agent_model)
+        return adapter.parse(raw.data, ref, Hints(agent_model, raw.hub_config))
     except BadRow as bad:
         return Rejection(raw.source, raw.row, bad.reason, bad.detail, bad.session_id)
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         # An adapter met a shape it does not expect: reject the row, keep the run.
         return Rejection(
-            raw.source, raw.row, "malformed_row", f"{fmt} row: {type(exc).__name__}: {exc}"[:500]
+            raw.source,
+            raw.row,
+            "malformed_row",
+            f"{adapter.name} row: {type(exc).__name__}: {exc}"[:500],
         )
 
 
@@ -87,23 +120,40 @@ def read_sessions(
     """Stream sessions from every source in order; ids must be unique across the run."""
     # 64-bit hashes, not the ids: 8 bytes of key a session whatever the ids' length.
     seen: set[int] = set()
+    assembler = otlp.Assembler()
+
+    def unique(result: Session | Rejection, raw: RawRow) -> Session | Rejection:
+        if not isinstance(result, Session):
+            return result
+        digest = hashlib.blake2b(result.session_id.encode(), digest_size=8).digest()
+        number = int.from_bytes(digest, "big")
+        if number in seen:
+            return Rejection(
+                raw.source,
+                raw.row,
+                "duplicate_session_id",
+                "this session id was already read in this run",
+                result.session_id,
+            )
+        seen.add(number)
+        return result
+
+    def grouped(pieces: Iterator[RawRow | Rejection]) -> Iterator[Session | Rejection]:
+        for piece in pieces:
+            if isinstance(piece, Rejection):
+                yield piece
+            else:
+                yield unique(parse_row(piece, otlp.FORMAT, agent_model), piece)
+
     for spec in expand(sources):
         for item in iter_rows(spec):
             if isinstance(item, Rejection):
                 yield item
                 continue
-            result = parse_row(item, fmt, agent_model)
-            if isinstance(result, Session):
-                digest = hashlib.blake2b(result.session_id.encode(), digest_size=8).digest()
-                number = int.from_bytes(digest, "big")
-                if number in seen:
-                    result = Rejection(
-                        item.source,
-                        item.row,
-                        "duplicate_session_id",
-                        "this session id was already read in this run",
-                        result.session_id,
-                    )
-                else:
-                    seen.add(number)
-            yield result
+            kind = fmt or detect_format(item.data)
+            if kind == otlp.FORMAT:
+                yield from grouped(assembler.add(item))
+                continue
+            yield unique(parse_row(item, kind, agent_model), item)
+        yield from grouped(assembler.end_source(spec))
+    yield from grouped(assembler.finish())

@@ -9,7 +9,11 @@ from typing import Any
 
 import orjson
 
-from .model import BadRow, Message
+from . import parts
+from .model import BadRow
+from .parts import json_text
+
+__all__ = ["json_text", "text_of"]
 
 #: Row columns never copied into session metadata (they are the conversation itself).
 BULKY_COLUMNS = frozenset(
@@ -26,33 +30,9 @@ BULKY_COLUMNS = frozenset(
 )
 
 
-def json_text(value: Any) -> str:
-    """Render a value as JSON text; strings pass through unchanged."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "{}"
-    try:
-        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return str(value)
-
-
 def text_of(value: Any) -> str:
-    """Readable text of a content value: a string, a list of text blocks, or anything JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and value and all(isinstance(b, dict) for b in value):
-        texts = []
-        for block in value:
-            text = block.get("text", block.get("content"))
-            if not isinstance(text, str):
-                return json_text(value)
-            texts.append(text)
-        return "\n".join(texts)
-    return json_text(value)
+    """Readable text of a content value: a string, blocks or parts, or anything JSON."""
+    return parts.text_of(value)
 
 
 def load_json(value: Any, column: str, session_id: str | None = None) -> Any:
@@ -172,13 +152,6 @@ def scalar_columns(row: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[str
         elif isinstance(value, (list, dict)) and len(json_text(value)) <= 2000:
             out[str(key)] = value
     return out
-
-
-def first_user_text(messages: Iterable[Message]) -> str:
-    for message in messages:
-        if message.role == "user" and message.content.strip():
-            return message.content
-    return ""
 
 
 def optional_str(value: Any) -> str | None:

@@ -25,7 +25,7 @@ from ._common import (
     text_of,
     unique,
 )
-from .model import BadRow, Message, Session, SourceRef, ToolCall
+from .model import BadRow, Hints, Message, Session, SourceRef, ToolCall
 
 FORMAT = "agenttrace"
 
@@ -48,7 +48,7 @@ def _list_of_dicts(value: Any, name: str, session_id: str) -> list[Mapping[str, 
     return [item for item in value if isinstance(item, dict)]
 
 
-def parse(row: Mapping[str, Any], source: SourceRef, agent_model: str | None = None) -> Session:
+def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
     session_id = row_id(row, "trace_id")
     steps = _list_of_dicts(_column(row, "llm_steps", session_id), "llm_steps", session_id)
     spans = _list_of_dicts(_column(row, "spans", session_id), "spans", session_id)
@@ -103,8 +103,8 @@ def parse(row: Mapping[str, Any], source: SourceRef, agent_model: str | None = N
 
     exit_codes = [as_int(span.get("exit_code")) for span in spans]
     models = model_names(row.get("model")) or model_names(meta.get("model"))
-    if not models and agent_model:
-        models.append(agent_model)
+    if not models and hints.agent_model:
+        models.append(hints.agent_model)
     benchmark = (
         optional_str(meta.get("dataset"))
         or optional_str(meta.get("dataset_name"))

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ._common import json_text, load_json, model_names, optional_str, row_id, scalar_columns
-from .model import BadRow, Message, Session, SourceRef, ToolCall
+from .model import BadRow, Hints, Message, Session, SourceRef, ToolCall
 
 FORMAT = "hermes"
 
@@ -42,12 +42,7 @@ def matches(row: Mapping[str, Any]) -> bool:
     return "conversations" in row
 
 
-def parse(
-    row: Mapping[str, Any],
-    source: SourceRef,
-    agent_model: str | None = None,
-    hub_config: str | None = None,
-) -> Session:
+def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
     session_id = row_id(row, "id", "session_id", "trace_id")
     turns = load_json(row.get("conversations"), "conversations", session_id)
     if not isinstance(turns, list):
@@ -76,9 +71,9 @@ def parse(
     if not messages:
         raise BadRow("no_conversation", "the conversation is empty", session_id)
 
-    models = [hub_config] if hub_config else []
-    if not models and agent_model:
-        models.append(agent_model)
+    models = [hints.hub_config] if hints.hub_config else []
+    if not models and hints.agent_model:
+        models.append(hints.agent_model)
     if not models:
         models = model_names(row.get("model"))
     task_column = optional_str(row.get("task"))

@@ -1,7 +1,8 @@
 """The normalized session: what every adapter produces and every later stage reads.
 
 In: nothing (plain records). Out: `Session`, `Message`, `ToolCall`, `SourceRef`,
-`Rejection` and the `BadRow` exception adapters raise for rows they cannot use.
+`Hints`, `Reading` (how the adapter read the trace), `Rejection` and the `BadRow` exception
+adapters raise for rows they cannot use.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Roles of the OpenAI chat shape that sessions use.
-ROLES = ("system", "user", "assistant", "tool")
+#: Roles of the OpenAI chat shape that sessions use, and "event": something the trace
+#: records that no participant said (a failed call, a restarted conversation).
+ROLES = ("system", "user", "assistant", "tool", "event")
+#: The role of trace events in `Message`.
+EVENT = "event"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,42 @@ class SourceRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Hints:
+    """What the user or the source says of rows that do not say it themselves."""
+
+    #: The agent model for rows that name none (`--agent-model`).
+    agent_model: str | None = None
+    #: The hub config a row came from (Hermes names its model by config).
+    hub_config: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How an adapter read a trace: what `show` explains and `sessions` counts.
+
+    Every count is of something the judge would otherwise have been misled by, or that
+    was replaced so it would not be: a user sees at a glance whether a trace was read well.
+    """
+
+    #: Where the task was taken from, in words ("call 2 of 9, user message 4; ...").
+    task_from: str = ""
+    #: One line per call left out of the transcript as a side call: which call and why.
+    side_calls: tuple[str, ...] = ()
+    #: LLM calls the trace records as failed (status ERROR or `error.type`).
+    failed_calls: int = 0
+    #: Binary parts (images, audio, files, base64 runs) replaced by a marker.
+    binary_parts: int = 0
+    #: Parts of an unknown type with no text, shown as a marker with type and size.
+    unknown_parts: int = 0
+    #: Messages the trace records with nothing in them (no text, call or result).
+    empty_messages: int = 0
+    #: Conversations of the agent after the first one (compaction, a new attempt).
+    restarts: int = 0
+    #: The agent's last call failed: the transcript ends with that failure's event.
+    ended_with_failure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     """One agent trace, normalized."""
 
@@ -84,6 +124,7 @@ class Session:
     #: Token counts, durations and the source's own scalar columns.
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source: SourceRef = SourceRef("", 0, "")
+    reading: Reading = Reading()
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,266 @@
+"""Raw OTLP/JSON (an OpenTelemetry Collector's file exporter) -> OTel session rows.
+
+In: decoded lines, each one `ExportTraceServiceRequest` (`resourceSpans` ->
+`scopeSpans` -> `spans`, attributes as typed key/value pairs, unix-nanosecond times).
+Out: one row per session in the layout `otel` reads (`session_id`, `spans` with
+`name`, `span_id`, `trace_id`, `parent_span_id`, `start_time`, `end_time`, `status`,
+`attributes`, `events`), and `Rejection`s for what cannot be grouped.
+
+Which spans make one session:
+- spans that carry `session.id` or `gen_ai.conversation.id` (on the span or its
+  resource) form one session per such id, across traces, lines and files;
+- otherwise one session per trace id;
+- spans with neither (exports that dropped their ids) form one session per file,
+  named after the file.
+
+When a session is emitted (streaming, so memory is held by the sessions still open,
+not by the file):
+- a trace's session as soon as it is complete in the input: at the end of a line after
+  which it has a root span (no parent) and every parent its spans name has arrived.
+  Spans of a trace that arrive after it was emitted are rejected (`late_spans`);
+- a file's session at the end of its file;
+- a session id's session, and any trace never completed, at the end of the input.
+Spans keep the order of the input; `otel` sorts them by start time (file order on
+equal or missing times).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import otel
+from .model import BadRow, Hints, Rejection, Session, SourceRef
+from .sources import RawRow
+
+FORMAT = "otlp"
+_SESSION_KEYS = ("session.id", "gen_ai.conversation.id")
+_FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".traces", ".spans", ".otlp", ".otel")
+
+
+def matches(row: Mapping[str, Any]) -> bool:
+    return "resourceSpans" in row or "resource_spans" in row
+
+
+def value_of(typed: Any) -> Any:
+    """An OTLP `AnyValue` (`{"stringValue": ...}`, `{"intValue": "7"}`, arrays, kv lists)
+    as a plain value."""
+    if not isinstance(typed, Mapping):
+        return typed
+    for key, item in typed.items():
+        if key in ("stringValue", "string_value", "boolValue", "bool_value"):
+            return item
+        if key in ("intValue", "int_value"):
+            try:
+                return int(item)
+            except (TypeError, ValueError):
+                return item
+        if key in ("doubleValue", "double_value"):
+            try:
+                return float(item)
+            except (TypeError, ValueError):
+                return item
+        if key in ("arrayValue", "array_value"):
+            values = item.get("values") if isinstance(item, Mapping) else None
+            return [value_of(v) for v in values or []]
+        if key in ("kvlistValue", "kvlist_value"):
+            values = item.get("values") if isinstance(item, Mapping) else None
+            return attributes(values)
+        if key in ("bytesValue", "bytes_value"):
+            return item
+    return None
+
+
+def attributes(pairs: Any) -> dict[str, Any]:
+    """OTLP `KeyValue` pairs as a dict."""
+    out: dict[str, Any] = {}
+    for pair in pairs if isinstance(pairs, list) else []:
+        if isinstance(pair, Mapping) and isinstance(pair.get("key"), str):
+            out[pair["key"]] = value_of(pair.get("value"))
+    return out
+
+
+def _nanos(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _span(span: Mapping[str, Any], resource: Mapping[str, Any], line: int) -> dict[str, Any]:
+    status = span.get("status")
+    events = []
+    for event in span.get("events") or []:
+        if isinstance(event, Mapping):
+            events.append(
+                {
+                    "name": event.get("name"),
+                    "time": _nanos(event.get("timeUnixNano")),
+                    "attributes": attributes(event.get("attributes")),
+                }
+            )
+    attrs = attributes(span.get("attributes"))
+    for key in _SESSION_KEYS:
+        if key not in attrs and key in resource:
+            attrs[key] = resource[key]
+    return {
+        "name": span.get("name"),
+        "span_id": _text(span.get("spanId", span.get("span_id"))),
+        "trace_id": _text(span.get("traceId", span.get("trace_id"))),
+        "parent_span_id": _text(span.get("parentSpanId", span.get("parent_span_id"))),
+        "start_time": _nanos(span.get("startTimeUnixNano", span.get("start_time_unix_nano"))),
+        "end_time": _nanos(span.get("endTimeUnixNano", span.get("end_time_unix_nano"))),
+        "status": dict(status) if isinstance(status, Mapping) else {},
+        "attributes": attrs,
+        "events": events,
+        "service": resource.get("service.name"),
+        "line": line,
+    }
+
+
+def spans_of(request: Mapping[str, Any], line: int) -> Iterator[dict[str, Any]]:
+    """Every span of one export request, in the row layout."""
+    resources = request.get("resourceSpans", request.get("resource_spans"))
+    for resource_spans in resources if isinstance(resources, list) else []:
+        if not isinstance(resource_spans, Mapping):
+            continue
+        resource = resource_spans.get("resource")
+        resource_attrs = (
+            attributes(resource.get("attributes")) if isinstance(resource, Mapping) else {}
+        )
+        scopes = resource_spans.get("scopeSpans", resource_spans.get("scope_spans"))
+        for scope in scopes if isinstance(scopes, list) else []:
+            spans = scope.get("spans") if isinstance(scope, Mapping) else None
+            for span in spans if isinstance(spans, list) else []:
+                if isinstance(span, Mapping):
+                    yield _span(span, resource_attrs, line)
+
+
+def file_session_id(source: str) -> str:
+    """The session id of a file's spans that carry no id: its name, endings removed."""
+    name = Path(source).name
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _FILE_SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                changed = True
+    return name or source
+
+
+@dataclass
+class _Group:
+    key: str
+    kind: str  # "session", "trace" or "file"
+    source: str
+    row: int
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    span_ids: set[str] = field(default_factory=set)
+    parents: set[str] = field(default_factory=set)
+    roots: int = 0
+
+    def add(self, span: dict[str, Any]) -> None:
+        self.spans.append(span)
+        if span["span_id"]:
+            self.span_ids.add(span["span_id"])
+        if span["parent_span_id"]:
+            self.parents.add(span["parent_span_id"])
+        else:
+            self.roots += 1
+
+    def complete(self) -> bool:
+        return self.roots > 0 and self.parents <= self.span_ids
+
+    def row_data(self) -> dict[str, Any]:
+        return {"session_id": self.key, "spans": self.spans, "otlp_grouping": self.kind}
+
+
+def _digest(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+class Assembler:
+    """Groups the spans of OTLP export lines into sessions (the module docstring)."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], _Group] = {}
+        #: Traces already emitted, as 64-bit hashes: 8 bytes a session.
+        self._done: set[int] = set()
+
+    def add(self, raw: RawRow) -> Iterator[RawRow | Rejection]:
+        """One decoded export line: the sessions it completes, in order."""
+        touched: dict[tuple[str, str], _Group] = {}
+        late: dict[str, int] = {}
+        count = 0
+        for span in spans_of(raw.data, raw.row):
+            count += 1
+            attrs = span["attributes"]
+            session = next(
+                (_text(attrs.get(k)) for k in _SESSION_KEYS if _text(attrs.get(k))), None
+            )
+            if session is not None:
+                key = ("session", session)
+            elif span["trace_id"]:
+                key = ("trace", span["trace_id"])
+                if _digest("trace\x1f" + span["trace_id"]) in self._done:
+                    late[span["trace_id"]] = late.get(span["trace_id"], 0) + 1
+                    continue
+            else:
+                key = ("file", raw.source)
+            group = self._open.get(key)
+            if group is None:
+                name = key[1] if key[0] != "file" else file_session_id(raw.source)
+                group = self._open[key] = _Group(name, key[0], raw.source, raw.row)
+            group.add(span)
+            touched[key] = group
+        if count == 0:
+            yield Rejection(raw.source, raw.row, "no_conversation", "the export line holds no span")
+        for trace, spans in late.items():
+            yield Rejection(
+                raw.source,
+                raw.row,
+                "late_spans",
+                f"{spans} span(s) of trace {trace} arrived after the trace was complete "
+                "and graded as a session",
+                trace,
+            )
+        for key, group in touched.items():
+            if key[0] == "trace" and group.complete():
+                yield self._emit(key)
+
+    def end_source(self, source: str) -> Iterator[RawRow]:
+        """The end of one file: its spans without ids are a session now."""
+        if ("file", source) in self._open:
+            yield self._emit(("file", source))
+
+    def finish(self) -> Iterator[RawRow]:
+        """The end of the input: every session still open, in the order it began."""
+        for key in list(self._open):
+            yield self._emit(key)
+
+    def _emit(self, key: tuple[str, str]) -> RawRow:
+        group = self._open.pop(key)
+        if key[0] == "trace":
+            self._done.add(_digest("trace\x1f" + key[1]))
+        return RawRow(group.source, group.row, group.row_data())
+
+
+def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
+    """An assembled OTLP session row, read as OTel spans."""
+    if matches(row):
+        raise BadRow(
+            "malformed_row",
+            "an OTLP export line is grouped into sessions when read as a source, not alone",
+        )
+    return otel.parse(row, source, hints)
