@@ -120,6 +120,8 @@ class JudgeRequest:
     redactions: int
     #: The enclosure's boundary marker (random, this request's alone).
     marker: str = ""
+    #: Base64 runs and data URLs in the transcript replaced by a marker.
+    binary_replaced: int = 0
 
     def preview_line(self) -> dict[str, Any]:
         return {
@@ -218,8 +220,9 @@ def _pretrim(text: str, limit_chars: int) -> str:
     return text[: 2 * limit_chars] + "\n[...]\n" + text[-2 * limit_chars :]
 
 
-def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list[_Block], int]:
-    """The redacted task and one block per message; and how many credentials were hidden."""
+def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list[_Block], int, int]:
+    """The redacted task and one block per message; how many credentials were hidden and
+    how many binary runs were replaced by a marker."""
     task = session.task
     # First the raw parts of every message, then one redaction pass over all of them.
     headers: list[str] = []
@@ -250,7 +253,9 @@ def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list
     texts = [_pretrim(task, limit_chars)]
     texts += [_pretrim(text, limit_chars) for parts in raw for _, _, text in parts]
     # Binary data never reaches the judge as text, whatever the adapter left.
-    texts = [scrub(text)[0] for text in texts]
+    scrubbed = [scrub(text) for text in texts]
+    texts = [text for text, _ in scrubbed]
+    binary = sum(count for _, count in scrubbed)
     count = 0
     if redact:
         texts, count = redact_many(texts)
@@ -259,7 +264,7 @@ def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list
         _Block(header, [_Part(kind, label, next(clean)) for kind, label, _ in parts])
         for header, parts in zip(headers, raw, strict=True)
     ]
-    return texts[0], blocks, count
+    return texts[0], blocks, count, binary
 
 
 def _without_task(message: Message, task: str) -> str:
@@ -304,7 +309,7 @@ def render_request(
     system = system_message(rubric, marker)
     benchmark = session.benchmark or "unknown"
     # UTF-8 bytes / 3 tokens: a budget holds at most 3 characters a token.
-    task, blocks, redactions = _blocks(session, redact, max_prompt_tokens * 3)
+    task, blocks, redactions, binary = _blocks(session, redact, max_prompt_tokens * 3)
     task = task or "(the trace records no user request)"
 
     frame = USER_TEMPLATE.format(
@@ -378,6 +383,7 @@ def render_request(
         shortened_parts=shortened,
         redactions=redactions,
         marker=marker,
+        binary_replaced=binary,
     )
 
 

@@ -34,6 +34,8 @@ def describe(session: Session, request: JudgeRequest, *, system: bool = False) -
             f"  budget: {request.omitted_turns} turns omitted, {request.shortened_parts} "
             f"parts shortened; {request.redactions} credentials redacted"
         )
+    if request.binary_replaced:
+        lines.append(f"  base64 data in text replaced by a marker: {request.binary_replaced}")
     if reading.side_calls:
         lines.append(f"  side calls left out ({len(reading.side_calls)}):")
         lines.extend(f"    - {line}" for line in reading.side_calls)

@@ -103,3 +103,45 @@ def test_rubrics_command_lists_versions(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["rubrics"]) == 0
     out = capsys.readouterr().out
     assert "tau2_retail" in out and "aliases:" in out
+
+
+def test_show_prints_what_the_judge_reads_and_how_the_trace_was_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = synth.otel_row("s-show", "swebench", calls=3, side_call=True)
+    source = str(write_jsonl(tmp_path / "t.jsonl", [row]))
+    assert main(["show", source, "--session", "s-show", "--system"]) == 0
+    out = capsys.readouterr().out
+    assert "session s-show" in out
+    assert "task: call 1 of 4" in out and "input message 2 of 2" in out
+    assert (
+        "side calls left out (1):" in out and "another conversation (it opens 'Pick tools.')" in out
+    )
+    assert "===== system message =====" in out.replace("=" * 30, "=====")
+    reads = out.split("what the judge reads (user message)")[1]
+    assert "<<<BEGIN UNTRUSTED RECORD" in reads and "## Task" in reads
+    assert "Which tools fit?" not in reads
+
+
+def test_show_names_a_missing_session_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = str(write_jsonl(tmp_path / "t.jsonl", [synth.otel_row("a", "swebench")]))
+    assert main(["show", source, "--session", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"judge-engine: error: no session 'nope' in {source}"]
+
+
+def test_sessions_counts_how_well_each_format_was_read(
+    sources: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sessions", *sources, "--json"]) == 0
+    payload = orjson.loads(capsys.readouterr().out)
+    fidelity = payload["fidelity"]
+    assert set(fidelity) == {"otel", "agenttrace", "hermes", "openai"}
+    for counts in fidelity.values():
+        assert counts["unknown_parts"] == {"total": 0, "sessions": 0}
+        assert counts["orphan_results"]["total"] == 0
+    assert main(["sessions", *sources]) == 0
+    text = capsys.readouterr().out
+    assert "how the traces were read" in text and "tool results whose call is not shown" in text

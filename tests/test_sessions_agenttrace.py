@@ -93,9 +93,10 @@ def test_steps_and_tool_results_interleave_in_order() -> None:
     step = session.messages[1]
     assert step.reasoning == "I will define the function first."
     assert len(step.tool_calls) == 2  # parallel calls in one step
-    # Spans are matched to calls by start time, not by list order.
+    # Spans are paired with calls by tool name and input, not by list order.
     first, second = session.messages[2], session.messages[3]
-    assert first.tool_call_id == step.tool_calls[0].id and first.content == "exit_code: 0"
+    assert first.tool_call_id == step.tool_calls[0].id
+    assert first.content == "exit_code: 0\n[exit code 0]"  # exit code 0 is shown too
     assert second.tool_call_id == step.tool_calls[1].id
     assert second.is_error and "[exit code 1]" in second.content
     assert session.messages[-1].content.startswith("def similar_elements")
@@ -136,7 +137,7 @@ def test_spans_beyond_the_calls_stay_visible() -> None:
     assert isinstance(session, Session)
     orphans = [m for m in session.messages if m.role == "tool"]
     assert len(orphans) == 2 and all(m.tool_call_id is None for m in orphans)
-    assert "(input: kwargs=" in orphans[0].content
+    assert "(no call proposed this execution; input: kwargs=" in orphans[0].content
 
 
 def test_broken_json_column_and_empty_rows_are_rejected() -> None:
@@ -154,3 +155,80 @@ def test_synthetic_rows_in_both_forms() -> None:
         assert isinstance(session, Session)
         assert session.benchmark == "nl2bash"
         assert any(m.is_error for m in session.messages)
+
+
+def _span(span_id: str, start: int, name: str, tool_input: str, output: str, code: int = 0) -> dict:
+    return {
+        "span_id": span_id,
+        "type": "TOOL",
+        "tool_name": name,
+        "tool_input": tool_input,
+        "tool_output": output,
+        "start_ns": start,
+        "exit_code": code,
+    }
+
+
+def test_results_pair_with_calls_by_tool_name_and_input_not_position() -> None:
+    # The executions ran in another order than the step lists its calls, a retry
+    # ran twice, and one span has no call at all.
+    row = {
+        "trace_id": "nl2bash-7",
+        "prompt": "Count the lines of every .py file.",
+        "model": "Qwen/Qwen3-8B",
+        "llm_steps": [
+            {
+                "tool_calls": [
+                    {"name": "bash", "arguments": {"command": "find . -name '*.py'"}},
+                    {"name": "bash", "arguments": {"command": "wc -l a.py\nwc -l b.py"}},
+                    {"name": "python", "arguments": {"code": "print(1)"}},
+                ]
+            },
+            {"model_output": "a.py has 3 lines, b.py 4.", "tool_calls": []},
+        ],
+        "spans": [
+            _span(
+                "x1", 10, "bash", "kwargs={'command': 'wc -l a.py\\nwc -l b.py'}", "3 a.py\n4 b.py"
+            ),
+            _span(
+                "x2", 20, "bash", "kwargs={'command': \"find . -name '*.py'\"}", "./a.py\n./b.py"
+            ),
+            _span("x3", 30, "bash", "kwargs={'command': 'rm -rf /tmp/cache'}", "", 1),
+            _span("x4", 40, "python", '{"code": "print(1)"}', "1"),
+        ],
+    }
+    session = _parse(row)
+    assert isinstance(session, Session)
+    step = session.messages[1]
+    results = {m.tool_call_id: m.content for m in session.messages if m.role == "tool"}
+    find, wc, python = (call.id for call in step.tool_calls)
+    assert results[find] == "./a.py\n./b.py\n[exit code 0]"
+    assert results[wc] == "3 a.py\n4 b.py\n[exit code 0]"
+    assert results[python] == "1\n[exit code 0]"
+    unproposed = [m for m in session.messages if m.role == "tool" and m.tool_call_id is None]
+    assert len(unproposed) == 1
+    assert unproposed[0].content.startswith("(no call proposed this execution; input: kwargs=")
+    assert "rm -rf /tmp/cache" in unproposed[0].content and "[exit code 1]" in unproposed[0].content
+    assert unproposed[0].is_error
+    # It follows the result it came after in time (x2's), before the python result.
+    order = [m.tool_call_id for m in session.messages if m.role == "tool"]
+    assert order == [find, None, wc, python] or order.index(None) == order.index(find) + 1
+
+
+def test_a_call_no_span_ran_gets_no_result_rather_than_a_wrong_one() -> None:
+    row = {
+        "trace_id": "mbpp-9",
+        "prompt": "Write f.",
+        "llm_steps": [
+            {"tool_calls": [{"name": "python", "arguments": {"code": "assert f(1) == 2"}}]},
+            {"tool_calls": [{"name": "python", "arguments": {"code": "print(f(3))"}}]},
+        ],
+        "spans": [_span("y1", 5, "python", "kwargs={'code': 'print(f(3))'}", "6")],
+    }
+    session = _parse(row)
+    assert isinstance(session, Session)
+    first_call = session.messages[1].tool_calls[0].id
+    second_call = session.messages[2].tool_calls[0].id
+    results = {m.tool_call_id: m.content for m in session.messages if m.role == "tool"}
+    assert first_call not in results
+    assert results[second_call] == "6\n[exit code 0]"

@@ -112,3 +112,58 @@ def test_synthetic_rows() -> None:
     assert isinstance(session, Session)
     assert session.metadata["malformed_tool_calls"] == 1
     assert "permission denied" in session.messages[-1].content
+
+
+def test_closing_tags_inside_json_bodies_do_not_break_parsing() -> None:
+    row = {
+        "id": "hermes-tags",
+        "conversations": [
+            {"from": "human", "value": "Show the parser's test fixture."},
+            {
+                "from": "gpt",
+                "value": "<think>Read the file.</think>"
+                '<tool_call>{"id": "call_a", "name": "terminal", "arguments": '
+                '{"command": "echo \'<think>not reasoning</think>\'"}}</tool_call>'
+                '<tool_call>{"id": "call_b", "name": "read", "arguments": {"path": "t.xml"}}'
+                "</tool_call>",
+            },
+            {
+                "from": "tool",
+                # Responses in the other order, each naming its call; the second holds
+                # a literal closing tag in its output.
+                "value": '<tool_response>{"tool_call_id": "call_b", "content": '
+                '"<tool_response>x</tool_response> in a fixture"}</tool_response>\n'
+                '<tool_response>{"tool_call_id": "call_a", "content": "ok"}</tool_response>',
+            },
+            {"from": "gpt", "value": "The fixture nests a tool_response tag."},
+        ],
+    }
+    session = _parse(row)
+    assert isinstance(session, Session)
+    step = session.messages[1]
+    assert step.reasoning == "Read the file."
+    assert [c.id for c in step.tool_calls] == ["call_a", "call_b"]
+    assert "<think>not reasoning</think>" in step.tool_calls[0].arguments
+    results = [m for m in session.messages if m.role == "tool"]
+    assert [r.tool_call_id for r in results] == ["call_b", "call_a"]
+    assert "<tool_response>x</tool_response> in a fixture" in results[0].content
+    assert session.messages[-1].content == "The fixture nests a tool_response tag."
+
+
+def test_a_plain_response_with_a_literal_closing_tag_ends_at_the_last_one() -> None:
+    row = {
+        "id": "hermes-plain",
+        "conversations": [
+            {"from": "human", "value": "Grep it."},
+            {"from": "gpt", "value": '<tool_call>{"name": "grep", "arguments": {}}</tool_call>'},
+            {
+                "from": "tool",
+                "value": "<tool_response>found </tool_response> twice</tool_response>",
+            },
+        ],
+    }
+    session = _parse(row)
+    assert isinstance(session, Session)
+    result = session.messages[-1]
+    assert result.role == "tool" and result.content == "found </tool_response> twice"
+    assert result.tool_call_id == session.messages[1].tool_calls[0].id

@@ -92,7 +92,9 @@ def _run_marker(run: str) -> str | None:
 
 def scrub(text: str) -> tuple[str, int]:
     """`text` with data URLs and base64 runs replaced by markers; how many were."""
-    if "base64," not in text and _NEEDLE not in text.encode("utf-8", "replace").translate(_TABLE):
+    if "base64," not in text and (
+        len(text) < MIN_RUN or _NEEDLE not in text.encode("utf-8", "replace").translate(_TABLE)
+    ):
         return text, 0
     count = 0
 

@@ -8,11 +8,12 @@ The rule (the same for every harness; nothing here knows a harness by name):
 
 1. *Threads.* A call continues an earlier call when both open the same way (the same
    first message and system instructions, digits ignored) and the later input holds
-   something the earlier call produced that its own input did not: one of its tool
-   call ids, or its reply text. Failing that, a longer input that starts with the
-   earlier input whole, or holds all its messages but one in ten, continues it too.
-   Each call continues the latest call it can (a failed call produced nothing to
-   continue); the calls form trees.
+   something the earlier call produced: one of its tool
+   call ids, or its reply text; or the later input starts with the earlier input
+   whole. Each call continues the latest call it can (a failed call produced nothing
+   to continue). Only when no call qualifies so, a longer input that holds all the
+   messages of an earlier one but one in ten (at least one) continues it. The calls
+   form trees.
 2. *The main thread* is the longest chain of calls in any tree: the conversation the
    agent extended over the most calls. Ties go to the chain that carries more tool
    calls and results, then to the one that does not quote another chain's reply (a
@@ -37,10 +38,11 @@ The rule (the same for every harness; nothing here knows a harness by name):
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,7 +52,7 @@ from .model import EVENT, Message, Reading
 
 #: Characters of a call's first message (and system instructions) that say how it opens.
 _OPENING = 240
-_DIGITS = re.compile(r"\d+")
+_DIGITS = str.maketrans("0123456789", "##########")
 #: Reply texts shorter than this are too common to tie two calls together on their own
 #: unless they appear in the later input's second half.
 _SHORT_TEXT = 24
@@ -95,16 +97,16 @@ class Conversation:
 class _Node:
     call: Call
     opening: str
+    #: What the call produced: its tool call ids and reply texts (see `parts.signature`).
     ids: tuple[str, ...] = ()
     texts: tuple[str, ...] = ()
-    output: list[Message] = field(default_factory=list)
     parent: int | None = None
     depth: int = 1
     children: int = 0
 
 
 def _opening(call: Call) -> str:
-    raw = call.raw_input.lstrip()
+    raw = call.raw_input[: 2 * _OPENING].lstrip()
     if raw.startswith("["):
         # The first message only: up to where the second one begins.
         cut = raw.find('"role"', raw.find('"role"') + 6) if '"role"' in raw else -1
@@ -112,7 +114,7 @@ def _opening(call: Call) -> str:
     else:
         head = raw[:_OPENING]
     system = call.raw_system[:_OPENING]
-    return _DIGITS.sub("#", system + "\x1f" + head)
+    return (system + "\x1f" + head).translate(_DIGITS)
 
 
 def _escaped(text: str) -> tuple[str, ...]:
@@ -156,6 +158,22 @@ def _messages(raw: str, default_role: str, tally: parts.Tally) -> tuple[list[Mes
     return out, True
 
 
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A call's input or output, converted once, with what conversion replaced."""
+
+    messages: tuple[Message, ...]
+    ok: bool
+    binary: int
+    unknown: int
+
+
+def _parse(raw: str, default_role: str) -> _Parsed:
+    tally = parts.Tally()
+    messages, ok = _messages(raw, default_role, tally)
+    return _Parsed(tuple(messages), ok, tally.binary, tally.unknown)
+
+
 def _system(raw: str, tally: parts.Tally) -> str:
     if not raw:
         return ""
@@ -174,54 +192,71 @@ class _Trace:
         wrappers = _wrappers(calls) | _plain_copies(calls)
         self.wrapped = [c for c in calls if c.index in wrappers]
         self.calls = [c for c in calls if c.index not in wrappers]
-        self.floating = [c for c in self.calls if not c.raw_input.strip("[] \n")]
+        self.floating = [c for c in self.calls if _no_input(c.raw_input)]
         self.nodes: dict[int, _Node] = {}
         self._keys: dict[int, Counter[int]] = {}
-        scratch = parts.Tally()  # what is shown is counted when the transcript is built
+        self._parsed: dict[tuple[int, str], _Parsed] = {}
         floating = {c.index for c in self.floating}
         for call in self.calls:
             if call.index in floating:
                 continue
             node = _Node(call, _opening(call))
-            output, _ = _messages(call.raw_output, "assistant", scratch)
-            node.output = output
-            ids = [c.id for m in output for c in m.tool_calls]
-            texts = [m.content.strip() for m in output if m.role == "assistant" and m.content]
-            node.ids = tuple(i for i in ids if i and f'"{i}"' not in call.raw_input)
-            node.texts = tuple(
-                t for t in texts if not any(e in call.raw_input for e in _escaped(t[:120]))
-            )
+            node.ids, node.texts = parts.signature(call.raw_output)
             self.nodes[call.index] = node
         self._link()
+
+    def parsed(self, call: Call, which: str) -> _Parsed:
+        """A call's "input" or "output" messages, converted once per trace."""
+        key = (call.index, which)
+        found = self._parsed.get(key)
+        if found is None:
+            if which == "input":
+                found = _parse(call.raw_input, "user")
+            else:
+                found = _parse(call.raw_output, "assistant")
+            self._parsed[key] = found
+        return found
+
+    def shown(self, parsed: _Parsed) -> None:
+        """Count what conversion replaced in messages the transcript shows."""
+        self.tally.binary += parsed.binary
+        self.tally.unknown += parsed.unknown
 
     def _link(self) -> None:
         order = list(self.nodes.values())
         for position, node in enumerate(order):
-            for earlier in reversed(order[:position]):
-                if earlier.call.failed:
-                    continue  # it produced nothing to continue
-                if earlier.opening == node.opening and self._continues(earlier, node):
-                    node.parent = earlier.call.index
-                    node.depth = earlier.depth + 1
-                    earlier.children += 1
-                    break
+            earlier = [
+                e
+                for e in reversed(order[:position])
+                if not e.call.failed and e.opening == node.opening  # failed: nothing to continue
+            ]
+            parent = next((e for e in earlier if self._continues(e, node)), None)
+            if parent is None:
+                parent = next((e for e in earlier if self._holds(e, node)), None)
+            if parent is not None:
+                node.parent = parent.call.index
+                node.depth = parent.depth + 1
+                parent.children += 1
 
     def _continues(self, earlier: _Node, later: _Node) -> bool:
         """Whether `later` continues `earlier` (rule 1 of the module docstring)."""
         raw = later.call.raw_input
+        # Searched from the end: what a call continues is near the end of its input.
         for call_id in earlier.ids:
-            if f'"{call_id}"' in raw:
+            if raw.rfind(f'"{call_id}"') != -1:
                 return True
         half = len(earlier.call.raw_input) // 2
         for text in earlier.texts:
             for escaped in _escaped(text[:120]):
-                at = raw.find(escaped)
+                at = raw.rfind(escaped)
                 if at != -1 and (len(text) >= _SHORT_TEXT or at >= half):
                     return True
-        prior = earlier.call.raw_input.rstrip()
-        if prior.endswith("]") and len(prior) > 2 and raw.startswith(prior[:-1].rstrip()):
-            return True
-        return self._holds(earlier, later)
+        prior = earlier.call.raw_input
+        end = len(prior.rstrip()) if prior[-1:].isspace() else len(prior)
+        if end <= 2 or prior[end - 1] != "]":
+            return False
+        head = prior[: end - 1]
+        return raw.startswith(head.rstrip() if head[-1:].isspace() else head)
 
     def _holds(self, earlier: _Node, later: _Node) -> bool:
         """Whether the later input holds the earlier one's messages, but for one in ten
@@ -263,9 +298,13 @@ class _Trace:
         leaves = [n for n in self.nodes.values() if n.children == 0]
         if not leaves:
             return None
-        ranks = {n.call.index: (n.depth, self._activity(n)) for n in leaves}
-        best = max(ranks.values())
-        top = [self.chain(n) for n in leaves if ranks[n.call.index] == best]
+        deepest = max(n.depth for n in leaves)
+        candidates = [n for n in leaves if n.depth == deepest]
+        if len(candidates) > 1:
+            activity = {n.call.index: self._activity(n) for n in candidates}
+            most = max(activity.values())
+            candidates = [n for n in candidates if activity[n.call.index] == most]
+        top = [self.chain(n) for n in candidates]
         if len(top) == 1:
             return top[0]
         return max(
@@ -328,28 +367,30 @@ def _plain_copies(calls: Sequence[Call]) -> set[int]:
     """Calls recorded twice, once with plain text for input (a gateway's HTTP span,
     where the span tree that would say so is not kept): the plain copy is left out
     when another call gave the same reply."""
-    plain = [c for c in calls if c.raw_input and c.raw_input.lstrip()[:1] not in ("[", "{")]
+    plain = [c for c in calls if c.raw_input and not _structured(c.raw_input)]
     if not plain:
         return set()
-    replies: dict[str, int] = {}
+    replies: set[str] = set()
     for call in calls:
-        if call.raw_input.lstrip()[:1] in ("[", "{"):
-            text = _squeezed(parts.text_of(_loads(call.raw_output)))
-            if text:
-                replies[text] = call.index
-    copies = set()
-    for call in plain:
-        text = _squeezed(parts.text_of(_loads(call.raw_output)))
-        if text and text in replies:
-            copies.add(call.index)
-    return copies
+        if _structured(call.raw_input):
+            replies.add(_reply_text(call.raw_output))
+    replies.discard("")
+    return {call.index for call in plain if _reply_text(call.raw_output) in replies}
 
 
-def _loads(raw: str) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw
+def _structured(raw: str) -> bool:
+    """Whether a raw input is JSON messages rather than plain text."""
+    return raw[:64].lstrip()[:1] in ("[", "{")
+
+
+def _no_input(raw: str) -> bool:
+    """Whether a call recorded no input messages ("", "[]", whitespace)."""
+    return len(raw) < 64 and not raw.strip("[] \n\r\t")
+
+
+def _reply_text(raw: str) -> str:
+    messages, _ = _messages(raw, "assistant", parts.Tally())
+    return _squeezed("\n".join(m.content for m in messages))
 
 
 def _key(message: Message) -> tuple[str, str, tuple[str, ...], str | None]:
@@ -413,25 +454,29 @@ class _Chain:
         self.malformed = 0
 
     def build(self, failures: list[Call]) -> list[Message]:
-        tally = self.trace.tally
+        trace = self.trace
         last = self.chain[-1]
         if last.call.failed:
             failures = [*failures, last.call]
-        base, parsed = _messages(last.call.raw_input, "user", tally)
-        self.malformed += not parsed
-        system = _system(last.call.raw_system, tally)
+        parsed = trace.parsed(last.call, "input")
+        trace.shown(parsed)
+        base = list(parsed.messages)
+        self.malformed += not parsed.ok
+        system = _system(last.call.raw_system, trace.tally)
         if system and not any(m.role == "system" for m in base):
             base.insert(0, Message("system", system))
-        first_input, _ = (
-            _messages(self.chain[0].call.raw_input, "user", parts.Tally())
-            if len(self.chain) > 1
-            else (base, True)
-        )
+        first_input = trace.parsed(self.chain[0].call, "input").messages
         # Slots: (message, the chain position whose reply it is, or -1).
         slots: list[tuple[Message, int]] = [(m, -1) for m in base]
         cursor = min(len(first_input), len(slots))
         for position, node in enumerate(self.chain[:-1]):
-            for reply in node.output:
+            # Most inputs hold the earlier replies whole: then nothing is converted.
+            held = self._held(slots, cursor, node)
+            if held is not None:
+                slots[held] = (slots[held][0], position)
+                cursor = held + 1
+                continue
+            for reply in trace.parsed(node.call, "output").messages:
                 if reply.role != "assistant" or _is_empty(reply):
                     continue
                 found = next(
@@ -445,8 +490,9 @@ class _Chain:
                     slots[found] = (_restore(slots[found][0], reply), position)
                     cursor = found + 1
         end = len(self.chain) - 1
-        output, _ = _messages(last.call.raw_output, "assistant", tally)
-        slots.extend((m, end) for m in output)
+        output = trace.parsed(last.call, "output")
+        trace.shown(output)
+        slots.extend((m, end) for m in output.messages)
         kept: list[tuple[Message, int]] = []
         for message, tag in slots:
             if _is_empty(message) and not message.tool_call_id:
@@ -454,6 +500,25 @@ class _Chain:
                 continue
             kept.append((message, tag))
         return self._place_failures(kept, failures)
+
+    @staticmethod
+    def _held(slots: list[tuple[Message, int]], cursor: int, node: _Node) -> int | None:
+        """Where the input holds this call's whole reply (its text and every tool call),
+        or None when a reply must be restored or put back."""
+        if len(node.texts) > 1:
+            return None
+        text = _squeezed(node.texts[0]) if node.texts else ""
+        wanted = set(node.ids)
+        for index in range(cursor, len(slots)):
+            message = slots[index][0]
+            if message.role != "assistant":
+                continue
+            calls = {c.id for c in message.tool_calls}
+            if wanted and wanted <= calls:
+                return index
+            if not wanted and text and _squeezed(message.content) == text:
+                return index
+        return None
 
     def _place_failures(
         self, slots: list[tuple[Message, int]], failures: list[Call]
@@ -467,11 +532,12 @@ class _Chain:
             runs.setdefault(later, []).append(call)
         out: list[Message] = []
         for message, tag in slots:
-            for position in sorted(p for p in runs if p <= tag):
-                out.extend(_events(runs.pop(position)))
+            due = sorted(p for p in runs if p <= tag)
+            if due:
+                out.extend(_events([c for p in due for c in runs.pop(p)]))
             out.append(message)
-        for position in sorted(runs):
-            out.extend(_events(runs[position]))
+        if runs:
+            out.extend(_events([c for p in sorted(runs) for c in runs[p]]))
         return out
 
 
@@ -487,6 +553,22 @@ def _events(calls: list[Call]) -> list[Message]:
     if run:
         out.append(Message(EVENT, _failure_line(run)))
     return out
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _first_words(raw: str) -> str:
+    """The start of a call's first message, as text (only that message is decoded)."""
+    start = raw.find("{")
+    text = raw
+    if raw[:64].lstrip().startswith("[") and start != -1:
+        try:
+            first, _ = _DECODER.raw_decode(raw, start)
+            text = parts.text_of(first)
+        except (ValueError, RecursionError):
+            pass
+    return " ".join(text[:200].split())[:80]
 
 
 def _describe(call: Call, total: int) -> str:
@@ -538,10 +620,11 @@ def read(calls: Sequence[Call]) -> Conversation | None:
         if number:
             messages.append(Message(EVENT, _RESTART))
             built = [m for m in built if m.role == EVENT or _key(m) not in seen]
-        seen.update(_key(m) for m in built)
+        if len(segments) > 1:
+            seen.update(_key(m) for m in built)
         messages.extend(built)
 
-    task, task_from = _task(segments[0], total)
+    task, task_from = _task(trace, segments[0], total)
     ended = max(agent_calls | shown_failures)
     last_failed = any(c.index == ended for c in failed)
     side_models = _models([c for c in trace.calls if c.index not in agent_calls | shown_failures])
@@ -598,8 +681,7 @@ def _segments(trace: _Trace, main: list[_Node], total: int) -> tuple[list[list[_
         if node.call.index in shown or node.call.failed:
             continue
         if node.opening != opening:
-            head = " ".join(node.call.raw_input[:160].split())[:80]
-            reason = f"another conversation (it opens {head!r})"
+            reason = f"another conversation (it opens {_first_words(node.call.raw_input)!r})"
         elif trace.root(node) == main_root:
             reason = "a branch of the agent's conversation that was not continued"
         else:
@@ -619,12 +701,13 @@ def _models(calls: Sequence[Call]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _task(chain: list[_Node], total: int) -> tuple[str, str]:
+def _task(trace: _Trace, chain: list[_Node], total: int) -> tuple[str, str]:
     """The task from the agent's first call whose input parses (see `preamble`)."""
     for node in chain:
-        messages, parsed = _messages(node.call.raw_input, "user", parts.Tally())
-        if not parsed:
+        parsed = trace.parsed(node.call, "input")
+        if not parsed.ok:
             continue
+        messages = parsed.messages
         found = preamble.of_first_call(messages)
         if found.text:
             where = f"{_describe(node.call, total)}, input message {found.index + 1} of "

@@ -101,6 +101,13 @@ def _raw(value: Any) -> str:
 def _failure(span: Mapping[str, Any], attrs: Mapping[str, Any]) -> str | None:
     """'Type: message' when the span records a failure, else None."""
     status = span.get("status")
+    if (
+        isinstance(status, dict)
+        and status.get("code") in (1, 0, "1", "0", "OK", "STATUS_CODE_OK", "UNSET", None)
+        and "error.type" not in attrs
+        and not span.get("events")
+    ):
+        return None  # the common case, decided without a look at the rest
     code = status.get("code") if isinstance(status, Mapping) else status
     status_message = status.get("message") if isinstance(status, Mapping) else None
     kind = optional_str(attrs.get("error.type"))
@@ -133,6 +140,7 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
         raise BadRow("malformed_row", "column 'spans' is not a list of spans", session_id)
 
     found: list[tuple[Any, conversation.Call]] = []
+    known_models: dict[tuple[Any, Any], tuple[str, ...]] = {}
     input_tokens = output_tokens = 0
     starts: list[Any] = []
     ends: list[Any] = []
@@ -167,9 +175,12 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
         )
         if not has_messages and not (error is not None and is_llm):
             continue
-        models = model_names(attrs.get("gen_ai.request.model")) + model_names(
-            attrs.get("gen_ai.response.model")
-        )
+        pair = (attrs.get("gen_ai.request.model"), attrs.get("gen_ai.response.model"))
+        call_models = known_models.get(pair) if isinstance(pair[0], str) else None
+        if call_models is None:
+            call_models = unique(model_names(pair[0]) + model_names(pair[1]))
+            if isinstance(pair[0], str) and (pair[1] is None or isinstance(pair[1], str)):
+                known_models[pair] = call_models  # a trace's spans name the same few models
         where = span.get("line")
         place = f"line {int(where) + 1}" if isinstance(where, int) else f"span {position + 1}"
         call = conversation.Call(
@@ -178,7 +189,7 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
             raw_input=_raw(attrs.get(_INPUT)),
             raw_output=_raw(attrs.get(_OUTPUT)),
             raw_system=_raw(attrs.get(_SYSTEM)),
-            models=tuple(unique(models)),
+            models=call_models,
             failed=error is not None,
             error=error or "",
             span_id=optional_str(span.get("span_id")),

@@ -10,8 +10,9 @@ their own, before the rest of it) and a `Tally` of what was replaced.
 
 Rules every shape follows:
 - a tool call's arguments come from `arguments`, `args` or `input`, kept as JSON text;
-- binary content (blob, image, audio, file, data URLs, base64 runs) becomes a marker
-  such as `[image: image/png, 59 KB]` (see `binary`);
+- binary content (blob, image, audio, file parts, data URLs) becomes a marker such
+  as `[image: image/png, 59 KB]` (see `binary`); base64 runs in plain text are replaced
+  when the judge request is rendered;
 - a part of an unknown type keeps whatever text it has; without text it becomes a
   marker with its type and size. Nothing is dropped silently.
 """
@@ -19,7 +20,7 @@ Rules every shape follows:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -58,6 +59,9 @@ def json_text(value: Any) -> str:
         return str(value)
 
 
+_PLAIN_ROLES = frozenset({"system", "user", "assistant", "tool"})
+
+
 def role_of(message: Mapping[str, Any], default: str = "user") -> str:
     role = str(message.get("role") or default).lower()
     return _ROLE_ALIASES.get(role, role)
@@ -78,22 +82,29 @@ def _call_id(block: Mapping[str, Any]) -> str | None:
     return str(value)
 
 
-@dataclass
 class _Gather:
-    """The pieces of one message as its blocks are read."""
+    """The pieces of one message as its blocks are read (a plain class with slots:
+    one is made per message, on the reading hot path)."""
 
-    tally: Tally
-    texts: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    calls: list[ToolCall] = field(default_factory=list)
-    results: list[Message] = field(default_factory=list)
-    position: int = 0
+    __slots__ = ("calls", "position", "reasoning", "results", "tally", "texts")
+
+    def __init__(self, tally: Tally, position: int = 0) -> None:
+        self.tally = tally
+        self.position = position
+        self.texts: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: list[ToolCall] = []
+        self.results: list[Message] = []
 
     def text(self, value: str) -> None:
-        if value:
-            text, count = binary.scrub(value)
+        if not value:
+            return
+        if "base64," in value:
+            # Data URLs here; base64 runs in plain text are replaced when the request
+            # is rendered, once, for every format.
+            value, count = binary.scrub(value)
             self.tally.binary += count
-            self.texts.append(text)
+        self.texts.append(value)
 
     def call(self, block: Mapping[str, Any], name: Any, arguments: Any) -> None:
         number = len(self.calls)
@@ -107,17 +118,23 @@ class _Gather:
 
     def _arguments(self, value: Any) -> str:
         text = json_text(value)
+        if "base64," not in text:
+            return text
         scrubbed, count = binary.scrub(text)
         self.tally.binary += count
         return scrubbed
 
     def result(self, block: Mapping[str, Any], content: Any, is_error: bool = False) -> None:
-        sub = _Gather(self.tally, position=self.position)
-        sub.content(content)
+        if isinstance(content, str) and "base64," not in content:
+            text = content  # the common case, without a gatherer of its own
+        else:
+            sub = _Gather(self.tally, position=self.position)
+            sub.content(content)
+            text = "\n".join(sub.texts + [m.content for m in sub.results])
         self.results.append(
             Message(
                 "tool",
-                "\n".join(sub.texts + [m.content for m in sub.results]),
+                text,
                 tool_call_id=_call_id(block),
                 name=_text_or_none(block.get("name")),
                 is_error=is_error,
@@ -158,12 +175,23 @@ class _Gather:
             self.text(value)
         elif isinstance(value, list):
             for item in value:
-                if isinstance(item, Mapping):
+                if isinstance(item, dict):
+                    # The common part, read here without a handler call.
+                    kind = item.get("type")
+                    if kind in _PLAIN_TEXT:
+                        text = item.get("content")
+                        if text is None:
+                            text = item.get("text")
+                        if isinstance(text, str):
+                            self.text(text)
+                            continue
+                    self.block(item)
+                elif isinstance(item, Mapping):
                     self.block(item)
                 elif item is not None:
                     self.text(item if isinstance(item, str) else json_text(item))
         elif isinstance(value, Mapping):
-            if "type" in value or "text" in value:
+            if "type" in value or "text" in value or "role" in value:
                 self.block(value)
             else:
                 self.text(json_text(value))
@@ -171,6 +199,10 @@ class _Gather:
             self.text(json_text(value))
 
     def block(self, block: Mapping[str, Any]) -> None:
+        if "role" in block and "type" not in block:
+            # A whole message nested in content: what it says counts.
+            self.content(block.get("parts", block.get("content")))
+            return
         kind = str(block.get("type") or ("text" if "text" in block else "")).lower()
         handler = _HANDLERS.get(kind)
         if handler is not None:
@@ -386,6 +418,8 @@ _HANDLERS: dict[str, _Handler] = {
     "message": _message_item,
 }
 
+_PLAIN_TEXT = frozenset({"text", "input_text", "output_text"})
+
 _KEYED: dict[str, Callable[[_Gather, Mapping[str, Any]], None]] = {
     "functionCall": _gemini_call,
     "function_call": _gemini_call,
@@ -421,23 +455,27 @@ def _message_calls(gather: _Gather, message: Mapping[str, Any]) -> None:
 
 def convert(message: Mapping[str, Any], position: int, tally: Tally) -> list[Message]:
     """One message of any known shape -> tool results first, then the message itself."""
-    role = role_of(message)
-    gather = _Gather(tally, position=position)
+    role = message.get("role")
+    if role not in _PLAIN_ROLES:
+        role = role_of(message)
+    gather = _Gather(tally, position)
     parts = message.get("parts")
+    content = message.get("content")
     if isinstance(parts, list):
         gather.content(parts)
-        if "content" in message and message.get("content") not in (None, "", []):
-            gather.content(message.get("content"))
+        if content not in (None, "", []):
+            gather.content(content)
     else:
-        gather.content(message.get("content"))
-    _message_calls(gather, message)
+        gather.content(content)
+    if "tool_calls" in message or "function_call" in message:
+        _message_calls(gather, message)
     reasoning = _first(message, "reasoning_content", "reasoning", "thinking")
     if reasoning is not None:
         sub = _Gather(tally)
         sub.content(reasoning)
         gather.reasoning.extend(t for t in sub.texts if t)
 
-    text = "\n".join(t for t in gather.texts if t)
+    text = gather.texts[0] if len(gather.texts) == 1 else "\n".join(gather.texts)
     out = list(gather.results)
     if role == "tool":
         call_id = _text_or_none(message.get("tool_call_id")) or _text_or_none(message.get("id"))
@@ -472,3 +510,57 @@ def text_of(value: Any, tally: Tally | None = None) -> str:
     lines.extend(f"[tool call {c.name} {c.arguments}]" for c in gather.calls)
     lines.extend(m.content for m in gather.results)
     return "\n".join(t for t in lines if t)
+
+
+_CALL_TYPES = frozenset(k for k, v in _HANDLERS.items() if v is _tool_call)
+_TEXT_TYPES = frozenset(k for k, v in _HANDLERS.items() if v is _text)
+
+
+def signature(raw: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a call's output messages (JSON text) produced, read without converting them:
+    the ids of its tool calls, and the text of each assistant message (stripped; empty
+    ones left out). Ids that are not recorded are left out too. (Kept lean: every call
+    of every trace passes here.)"""
+    try:
+        value: Any = orjson.loads(raw) if raw else []
+    except orjson.JSONDecodeError:
+        text = raw.strip()
+        return (), (text,) if text else ()
+    ids: list[str] = []
+    texts: list[str] = []
+    call_types, text_types = _CALL_TYPES, _TEXT_TYPES
+    for message in value if isinstance(value, list) else (value,):
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        blocks = message.get("parts")
+        if blocks.__class__ is not list:
+            blocks = content if content.__class__ is list else ()
+        pieces = [content] if content.__class__ is str else []
+        for block in blocks:
+            if block.__class__ is not dict:
+                continue
+            kind = block.get("type")
+            if kind in text_types or (kind is None and "text" in block):
+                piece = block.get("content")
+                if piece is None:
+                    piece = block.get("text")
+                if piece.__class__ is str:
+                    pieces.append(piece)
+            elif kind in call_types:
+                call_id = _call_id(block)
+                if call_id:
+                    ids.append(call_id)
+        calls = message.get("tool_calls")
+        if calls.__class__ is list:
+            for call in calls:
+                if call.__class__ is dict:
+                    call_id = _call_id(call)
+                    if call_id:
+                        ids.append(call_id)
+        role = message.get("role")
+        if role is None or role == "assistant" or role_of(message) == "assistant":
+            text = "\n".join(p for p in pieces if p).strip()
+            if text:
+                texts.append(text)
+    return tuple(dict.fromkeys(ids)), tuple(texts)

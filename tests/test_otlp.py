@@ -1,0 +1,213 @@
+"""Raw OTLP/JSON files: sessions by id across lines and files, emitted as they complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from judge_engine.sessions import Rejection, Session, read_sessions
+from judge_engine.sessions.otlp import Assembler
+from judge_engine.sessions.sources import RawRow
+
+
+def _value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    return {"stringValue": value}
+
+
+def _span(
+    trace: str | None,
+    span: str,
+    parent: str | None,
+    start: int | None,
+    task: str,
+    reply: str,
+    **attrs: Any,
+) -> dict[str, Any]:
+    inputs = [{"role": "user", "parts": [{"type": "text", "content": task}]}]
+    outputs = [{"role": "assistant", "parts": [{"type": "text", "content": reply}]}]
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-5",
+        "gen_ai.input.messages": orjson.dumps(inputs).decode(),
+        "gen_ai.output.messages": orjson.dumps(outputs).decode(),
+        **attrs,
+    }
+    out: dict[str, Any] = {
+        "spanId": span,
+        "name": "chat gpt-5",
+        "kind": 3,
+        "attributes": [{"key": k, "value": _value(v)} for k, v in attributes.items()],
+        "status": {"code": 1},
+    }
+    if trace is not None:
+        out["traceId"] = trace
+    if parent is not None:
+        out["parentSpanId"] = parent
+    if start is not None:
+        out["startTimeUnixNano"] = str(start)
+        out["endTimeUnixNano"] = str(start + 10)
+    return out
+
+
+def _line(*spans: dict[str, Any], resource: dict[str, Any] | None = None) -> bytes:
+    attrs = [{"key": k, "value": _value(v)} for k, v in (resource or {}).items()]
+    request = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": attrs},
+                "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}],
+            }
+        ]
+    }
+    return orjson.dumps(request)
+
+
+def _write(path: Path, *lines: bytes) -> str:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return str(path)
+
+
+def _sessions(*sources: str) -> list[Session | Rejection]:
+    return list(read_sessions(list(sources)))
+
+
+def test_a_file_holding_many_traces_gives_one_session_per_trace(tmp_path: Path) -> None:
+    lines = [
+        _line(_span(f"t{n}", f"s{n}", None, 100 * n, f"task {n}", f"answer {n}")) for n in range(5)
+    ]
+    results = _sessions(_write(tmp_path / "export.jsonl", *lines))
+    assert [r.session_id for r in results if isinstance(r, Session)] == [f"t{n}" for n in range(5)]
+    first = results[0]
+    assert isinstance(first, Session)
+    assert first.task == "task 0" and first.messages[-1].content == "answer 0"
+    assert first.source.format == "otlp" and first.source.row == 0
+
+
+def test_a_trace_spanning_lines_and_files_is_one_session(tmp_path: Path) -> None:
+    # Children first, as collectors write them (a parent ends after its children);
+    # the root arrives in the second file.
+    child1 = _span("tt", "c1", "root", 100, "the task", "step one")
+    child2 = _span("tt", "c2", "root", 200, "the task", "step two")
+    root = {**_span("tt", "root", None, 50, "the task", "wrapper"), "attributes": []}
+    first = _write(tmp_path / "a.jsonl", _line(child1), _line(child2))
+    second = _write(tmp_path / "b.jsonl", _line(root))
+    results = _sessions(first, second)
+    assert len(results) == 1
+    session = results[0]
+    assert isinstance(session, Session)
+    assert session.session_id == "tt" and session.metadata["llm_calls"] == 2
+
+
+def test_session_ids_group_spans_across_traces(tmp_path: Path) -> None:
+    turn1 = _span("tA", "a", None, 100, "book a flight", "which date?", **{"session.id": "chat-7"})
+    turn2 = _span("tB", "b", None, 200, "book a flight", "booked", **{"session.id": "chat-7"})
+    other = _span("tC", "c", None, 150, "other", "x", **{"gen_ai.conversation.id": "conv-2"})
+    results = _sessions(_write(tmp_path / "s.jsonl", _line(turn1), _line(other), _line(turn2)))
+    by_id = {r.session_id: r for r in results if isinstance(r, Session)}
+    assert set(by_id) == {"chat-7", "conv-2"}
+    assert by_id["chat-7"].metadata["llm_calls"] == 2
+
+
+def test_a_session_id_on_the_resource_counts(tmp_path: Path) -> None:
+    line = _line(_span("t1", "a", None, 1, "q", "a"), resource={"session.id": "from-resource"})
+    results = _sessions(_write(tmp_path / "r.jsonl", line))
+    assert [r.session_id for r in results if isinstance(r, Session)] == ["from-resource"]
+
+
+def test_spans_without_ids_are_one_session_per_file_named_after_it(tmp_path: Path) -> None:
+    a = _write(tmp_path / "run-a.traces.jsonl", _line(_span(None, "", None, 1, "qa", "ra")))
+    b = _write(tmp_path / "run-b.traces.jsonl", _line(_span(None, "", None, 1, "qb", "rb")))
+    results = _sessions(a, b)
+    assert [r.session_id for r in results if isinstance(r, Session)] == ["run-a", "run-b"]
+
+
+def test_equal_or_missing_timestamps_keep_file_order(tmp_path: Path) -> None:
+    same = [_span("t", f"s{n}", None, 100, "task", f"reply {n}") for n in range(3)]
+    missing = [_span("u", f"m{n}", None, None, "task", f"reply {n}") for n in range(3)]
+    for spans in (same, missing):
+        # Every call continues the one before it (its reply is in the next input).
+        for n in range(1, 3):
+            history = [
+                {"role": "user", "parts": [{"type": "text", "content": "task"}]},
+                *[
+                    {"role": "assistant", "parts": [{"type": "text", "content": f"reply {k}"}]}
+                    for k in range(n)
+                ],
+            ]
+            attrs = spans[n]["attributes"]
+            for pair in attrs:
+                if pair["key"] == "gen_ai.input.messages":
+                    pair["value"] = {"stringValue": orjson.dumps(history).decode()}
+    results = _sessions(_write(tmp_path / "t.jsonl", _line(*same), _line(*missing)))
+    sessions = [r for r in results if isinstance(r, Session)]
+    assert len(sessions) == 2
+    for session in sessions:
+        assert session.messages[-1].content == "reply 2"
+
+
+def test_a_session_is_emitted_when_its_trace_completes_not_at_the_end() -> None:
+    assembler = Assembler()
+    lines = [
+        _line(_span("t1", "c", "r", 2, "task", "child")),
+        _line(_span("t1", "r", None, 1, "task", "root")),
+        _line(_span("t2", "x", None, 3, "task 2", "done")),
+    ]
+    emitted = []
+    for number, line in enumerate(lines):
+        out = list(assembler.add(RawRow("f.jsonl", number, orjson.loads(line))))
+        emitted.append([item.data["session_id"] for item in out if isinstance(item, RawRow)])
+    assert emitted == [[], ["t1"], ["t2"]]
+    assert list(assembler.finish()) == []
+
+
+def test_spans_arriving_after_their_trace_was_emitted_are_rejected_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    early = _line(_span("t1", "r", None, 1, "task", "root"))
+    late = _line(_span("t1", "late", "r", 5, "task", "late child"))
+    results = _sessions(_write(tmp_path / "l.jsonl", early, late))
+    assert isinstance(results[0], Session)
+    rejected = [r for r in results if isinstance(r, Rejection)]
+    assert len(rejected) == 1 and rejected[0].reason == "late_spans"
+    assert rejected[0].session_id == "t1" and rejected[0].row == 1
+
+
+def test_a_trace_whose_root_never_arrives_is_emitted_at_the_end(tmp_path: Path) -> None:
+    orphan = _line(_span("t9", "c", "missing-parent", 1, "task", "reply"))
+    results = _sessions(_write(tmp_path / "o.jsonl", orphan))
+    assert [r.session_id for r in results if isinstance(r, Session)] == ["t9"]
+
+
+def test_garbage_and_empty_export_lines_are_rejected_rows(tmp_path: Path) -> None:
+    empty = orjson.dumps({"resourceSpans": []})
+    broken = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [7, None]}]}]})
+    results = _sessions(_write(tmp_path / "g.jsonl", empty, broken))
+    assert [r.reason for r in results if isinstance(r, Rejection)] == [
+        "no_conversation",
+        "no_conversation",
+    ]
+
+
+def test_typed_values_of_every_kind_are_read() -> None:
+    from judge_engine.sessions.otlp import attributes
+
+    pairs = [
+        {"key": "s", "value": {"stringValue": "x"}},
+        {"key": "i", "value": {"intValue": "7"}},
+        {"key": "d", "value": {"doubleValue": 0.5}},
+        {"key": "b", "value": {"boolValue": True}},
+        {"key": "a", "value": {"arrayValue": {"values": [{"stringValue": "p"}]}}},
+        {
+            "key": "k",
+            "value": {"kvlistValue": {"values": [{"key": "z", "value": {"intValue": 1}}]}},
+        },
+    ]
+    assert attributes(pairs) == {"s": "x", "i": 7, "d": 0.5, "b": True, "a": ["p"], "k": {"z": 1}}
