@@ -87,6 +87,26 @@ def main() -> None:
             handle.write(orjson.dumps(row) + b"\n")
         # One broken row, cut off mid-write: the run reports it in rejected.jsonl.
         handle.write(orjson.dumps(synth.openai_row("chat-003"))[:90] + b"\n")
+    # Raw OTLP/JSON as a collector's file exporter writes it: two agent runs whose
+    # spans arrive interleaved over four lines, one with a title-generator side call
+    # and two failed calls before its last one.
+    first = synth.otlp_spans(
+        synth.otel_row("otlp-run-1", "swebench", models=("gpt-4.1-mini",), calls=3, seed=21),
+        failed_calls=2,
+    )
+    second = synth.otlp_spans(
+        synth.otel_row(
+            "otlp-run-2",
+            "tau2_retail",
+            models=("o/Kimi-K2.5",),
+            calls=4,
+            seed=22,
+            success=False,
+            side_call=True,
+        )
+    )
+    lines = [first[:3], second[:3], first[3:], second[3:]]
+    _jsonl(OUT / "otlp-export.jsonl", [synth.otlp_request(spans) for spans in lines])
     print(f"wrote samples to {OUT}")
 
 

@@ -9,9 +9,10 @@ which is what the simulator's judges read. Deterministic for a given seed.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -359,6 +360,90 @@ def _iso(base: str, offset: float) -> str:
     """`base` plus `offset` seconds, written as OTel exporters do (9 digits, Z)."""
     moment = datetime.fromisoformat(base) + timedelta(seconds=offset)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+
+
+def _typed(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    return {"stringValue": _dumps(value)}
+
+
+def otlp_spans(row: dict[str, Any], *, failed_calls: int = 0) -> list[dict[str, Any]]:
+    """The spans of an `otel_row` as OTLP/JSON spans of one trace, under a root span,
+    with `failed_calls` failed LLM calls (no input, as gateways record them) before the
+    last call."""
+    trace = hashlib.sha256(row["session_id"].encode()).hexdigest()[:32]
+    root_id = trace[:16]
+    spans: list[dict[str, Any]] = []
+    sources = list(row["spans"])
+    failures = [
+        {
+            "name": "litellm_request",
+            "start_time": sources[-1]["start_time"],
+            "end_time": sources[-1]["start_time"],
+            "status": {"code": 2, "message": "litellm.BadRequestError: max_tokens reached"},
+            "attributes": {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": sources[-1]["attributes"]["gen_ai.request.model"],
+                "gen_ai.input.messages": "[]",
+                "error.type": "BadRequestError",
+                "error.message": "max_tokens reached",
+            },
+        }
+        for _ in range(failed_calls)
+    ]
+    ordered = [*sources[:-1], *failures, sources[-1]]
+    for number, span in enumerate(ordered):
+        start = datetime.fromisoformat(span["start_time"].rstrip("Z")[:26])
+        nanos = int(start.replace(tzinfo=timezone.utc).timestamp() * 1e9) + number
+        spans.append(
+            {
+                "traceId": trace,
+                "spanId": f"{number + 1:016x}",
+                "parentSpanId": root_id,
+                "name": span["name"],
+                "kind": 3,
+                "startTimeUnixNano": str(nanos),
+                "endTimeUnixNano": str(nanos + 1_000_000),
+                "attributes": [
+                    {"key": k, "value": _typed(v)} for k, v in span["attributes"].items()
+                ],
+                "status": span["status"],
+            }
+        )
+    first = spans[0]["startTimeUnixNano"]
+    spans.append(
+        {
+            "traceId": trace,
+            "spanId": root_id,
+            "name": "invoke_agent",
+            "kind": 1,
+            "startTimeUnixNano": first,
+            "endTimeUnixNano": spans[-1]["endTimeUnixNano"],
+            "attributes": [{"key": "gen_ai.operation.name", "value": _typed("invoke_agent")}],
+            "status": {"code": 1},
+        }
+    )
+    return spans
+
+
+def otlp_request(spans: list[dict[str, Any]], service: str = "agent") -> dict[str, Any]:
+    """One `ExportTraceServiceRequest` holding `spans`, as a collector's file exporter
+    writes a line."""
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": _typed(service)}]},
+                "scopeSpans": [{"scope": {"name": "judge_engine.synth"}, "spans": spans}],
+            }
+        ]
+    }
 
 
 def agenttrace_row(

@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,18 +225,29 @@ class _Trace:
     def _link(self) -> None:
         order = list(self.nodes.values())
         for position, node in enumerate(order):
-            earlier = [
-                e
-                for e in reversed(order[:position])
-                if not e.call.failed and e.opening == node.opening  # failed: nothing to continue
-            ]
-            parent = next((e for e in earlier if self._continues(e, node)), None)
+            parent = self._latest(order, position, self._continues)
             if parent is None:
-                parent = next((e for e in earlier if self._holds(e, node)), None)
+                parent = self._latest(order, position, self._holds)
             if parent is not None:
                 node.parent = parent.call.index
                 node.depth = parent.depth + 1
                 parent.children += 1
+
+    @staticmethod
+    def _latest(
+        order: list[_Node], position: int, test: Callable[[_Node, _Node], bool]
+    ) -> _Node | None:
+        """The latest earlier call the call at `position` continues by `test` (a failed
+        call produced nothing to continue; one that opens otherwise is another thread).
+        Searched backwards: the call continued is nearly always the one just before."""
+        node = order[position]
+        for back in range(position - 1, -1, -1):
+            earlier = order[back]
+            if earlier.call.failed or earlier.opening != node.opening:
+                continue
+            if test(earlier, node):
+                return earlier
+        return None
 
     def _continues(self, earlier: _Node, later: _Node) -> bool:
         """Whether `later` continues `earlier` (rule 1 of the module docstring)."""
