@@ -186,9 +186,9 @@ def test_demo_grades_the_samples_and_resumes_with_no_request(
     assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "not a real model" in printed
-    assert "second run: 0 requests sent, 23 sessions already done, 46 score rows" in printed
+    assert "second run: 0 requests sent, 25 sessions already done, 50 score rows" in printed
     assert "gemini-2.5-pro" in printed  # the fallback judged what a panel judge produced
-    assert len(read_jsonl(tmp_path / "demo" / "scores.jsonl")) == 46
+    assert len(read_jsonl(tmp_path / "demo" / "scores.jsonl")) == 50
 
 
 def test_sim_command_serves_on_loopback() -> None:
