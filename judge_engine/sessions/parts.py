@@ -186,11 +186,11 @@ class _Gather:
                             self.text(text)
                             continue
                     self.block(item)
-                elif isinstance(item, Mapping):
+                elif isinstance(item, dict):
                     self.block(item)
                 elif item is not None:
                     self.text(item if isinstance(item, str) else json_text(item))
-        elif isinstance(value, Mapping):
+        elif isinstance(value, dict):
             if "type" in value or "text" in value or "role" in value:
                 self.block(value)
             else:
@@ -267,7 +267,7 @@ def _redacted_thinking(gather: _Gather, block: Mapping[str, Any]) -> None:
 
 def _tool_call(gather: _Gather, block: Mapping[str, Any]) -> None:
     function = block.get("function")
-    spec = function if isinstance(function, Mapping) else block
+    spec = function if isinstance(function, dict) else block
     arguments = _first(spec, "arguments", "args", "input", "server_tool_call", "action")
     gather.call(block, _first(spec, "name") or block.get("type"), arguments)
 
@@ -295,7 +295,7 @@ def _blob(gather: _Gather, block: Mapping[str, Any]) -> None:
 
 def _file(gather: _Gather, block: Mapping[str, Any]) -> None:
     inner = block.get("file")
-    spec = inner if isinstance(inner, Mapping) else block
+    spec = inner if isinstance(inner, dict) else block
     mime = _first(spec, "mime_type", "media_type", "mimeType")
     kind = binary.kind_of(mime if isinstance(mime, str) else None, block.get("modality"))
     payload = _first(spec, "file_data", "data", "content", "file_id", "file_url")
@@ -310,7 +310,7 @@ def _uri(gather: _Gather, block: Mapping[str, Any]) -> None:
 
 def _image_url(gather: _Gather, block: Mapping[str, Any]) -> None:
     value = _first(block, "image_url", "url", "file_id")
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         value = _first(value, "url", "file_id")
     gather.binary_part("image", None, value)
 
@@ -318,7 +318,7 @@ def _image_url(gather: _Gather, block: Mapping[str, Any]) -> None:
 def _anthropic_media(kind: str) -> Callable[[_Gather, Mapping[str, Any]], None]:
     def handle(gather: _Gather, block: Mapping[str, Any]) -> None:
         source = block.get("source")
-        if isinstance(source, Mapping):
+        if isinstance(source, dict):
             mime = source.get("media_type")
             payload = _first(source, "data", "url", "file_id")
             if source.get("type") == "text" and isinstance(payload, str):
@@ -338,7 +338,7 @@ def _anthropic_media(kind: str) -> Callable[[_Gather, Mapping[str, Any]], None]:
 
 def _audio(gather: _Gather, block: Mapping[str, Any]) -> None:
     inner = _first(block, "input_audio", "audio")
-    spec = inner if isinstance(inner, Mapping) else block
+    spec = inner if isinstance(inner, dict) else block
     audio_format = spec.get("format")
     mime = f"audio/{audio_format}" if isinstance(audio_format, str) else spec.get("mime_type")
     gather.binary_part("audio", mime, _first(spec, "data", "url", "id"))
@@ -438,14 +438,14 @@ def _message_calls(gather: _Gather, message: Mapping[str, Any]) -> None:
     seen = {call.id for call in gather.calls}
     raw = message.get("tool_calls")
     for item in raw if isinstance(raw, list) else []:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         call_id = _call_id(item)
         if call_id is not None and call_id in seen:
             continue
         _tool_call(gather, item)
     legacy = message.get("function_call")
-    if isinstance(legacy, Mapping):
+    if isinstance(legacy, dict):
         gather.call(
             {"id": f"call_{gather.position}_legacy"},
             legacy.get("name"),
