@@ -22,7 +22,7 @@ import signal
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,8 +36,15 @@ from .guard import Assignment, assign
 from .journal import FAILED, OK, SKIPPED, Journal, JournalError, Record, request_key
 from .pricing import PriceTable
 from .progress import JudgeTally, Progress, format_summary
-from .prompt import PROMPT_VERSION, JudgeRequest, render_request, retarget
-from .redact import redact_text
+from .prompt import (
+    PROMPT_VERSION,
+    JudgeRequest,
+    TooLarge,
+    render_request,
+    response_format,
+    retarget,
+)
+from .redact import Secrets, redact_text
 from .rubrics import Rubric, RubricSet
 from .sessions import Rejection, Session, count_rows, expand, read_sessions
 from .sinks import SCORES, JsonlWriter, RejectLog, rebuild_scores, score_row
@@ -47,13 +54,13 @@ from .verdict import ModelMismatch, ReplyError, completion, parse_verdict
 _BATCH = 16
 #: Records the writer makes durable with one fsync, at most.
 _WRITE_BATCH = 512
-#: How long the writer gathers finished records before one fsync.
-_COMMIT_WINDOW_S = 0.02
 #: Consecutive permanent failures of one judge (and no success) that stop the run:
 #: a wrong model name or key should not be tried on every session.
 _BREAKER = 10
 #: Tokens expected in a verdict, for the tpm window and the cost limit.
 _OUTPUT_ESTIMATE = 200
+#: Replies longer than this are parsed in a worker thread, off the event loop.
+_PARSE_IN_THREAD = 64 * 1024
 
 
 class FatalError(Exception):
@@ -173,6 +180,10 @@ class _Run:
         self._control: anyio.abc.TaskGroup | None = None
         self._sessions_limit = config.limit
         self.cpu: defaultdict[str, float] = defaultdict(float)
+        #: The run's credentials, scrubbed from everything it writes or prints.
+        self.secrets = Secrets(api_key, config.base_url)
+        #: Judges whose gateway refused a JSON Schema response format: JSON mode.
+        self.plain_json: set[str] = set()
 
     # --- the run ---------------------------------------------------------------
 
@@ -223,7 +234,7 @@ class _Run:
         send_jobs, receive_jobs = anyio.create_memory_object_stream[_Job](
             max(2, self.config.concurrency)
         )
-        send_records, receive_records = anyio.create_memory_object_stream[tuple[_Job, Record]](
+        send_records, receive_records = anyio.create_memory_object_stream[_Done](
             self.config.concurrency * 4
         )
         try:
@@ -232,6 +243,7 @@ class _Run:
                 async with anyio.create_task_group() as control:
                     self._control = control
                     control.start_soon(self._watch_signals)
+                    control.start_soon(self._tick)
                     async with anyio.create_task_group() as work:
                         self._work_scope = work.cancel_scope
                         work.start_soon(self._produce, send_jobs, sources)
@@ -335,7 +347,7 @@ class _Run:
     async def _worker(
         self,
         jobs: MemoryObjectReceiveStream[_Job],
-        records: MemoryObjectSendStream[tuple[_Job, Record]],
+        records: MemoryObjectSendStream[_Done],
     ) -> None:
         async with jobs, records:
             while not self.stopping():
@@ -352,39 +364,51 @@ class _Run:
                     return
                 await self._grade(job, records)
 
-    async def _grade(self, job: _Job, records: MemoryObjectSendStream[tuple[_Job, Record]]) -> None:
+    async def _grade(self, job: _Job, records: MemoryObjectSendStream[_Done]) -> None:
+        """Every pending request of one session. Each answer is made durable before the
+        worker takes another session: a kill loses at most the requests in flight."""
         requests: dict[str, JudgeRequest] = {}
         base: JudgeRequest | None = None
         asks = []
         for assignment, sample, key in job.pending:
             if assignment.judge is None:
-                await _send(records, (job, self._skip_record(job, assignment, sample, key)))
+                await self._record(records, job, self._skip_record(job, assignment, sample, key))
                 continue
             cpu = time.thread_time()
-            if base is None:
-                base = render_request(
-                    job.session,
-                    job.rubric,
-                    assignment.judge,
-                    max_prompt_tokens=self.config.max_prompt_tokens,
-                    redact=self.config.redact,
-                    temperature=self.config.temperature,
-                    max_tokens=self.config.max_output_tokens,
-                )
-                requests[assignment.judge] = base
-            request = requests.get(assignment.judge) or retarget(base, assignment.judge)
+            try:
+                if base is None:
+                    base = render_request(
+                        job.session,
+                        job.rubric,
+                        assignment.judge,
+                        max_prompt_tokens=self.config.max_prompt_tokens,
+                        redact=self.config.redact,
+                        temperature=self.config.temperature,
+                        max_tokens=self.config.max_output_tokens,
+                        secrets=self.secrets.values,
+                    )
+                    requests[assignment.judge] = base
+                request = requests.get(assignment.judge) or retarget(base, assignment.judge)
+            except TooLarge as exc:
+                record = self._failed_unasked(job, assignment, sample, key, f"too_large: {exc}")
+                await self._record(records, job, record)
+                continue
+            except Exception as exc:  # one session's rendering, never the run's crash
+                error = f"render_error: {type(exc).__name__}: {self.secrets.scrub(str(exc))}"
+                record = self._failed_unasked(job, assignment, sample, key, error[:500])
+                await self._record(records, job, record)
+                continue
+            finally:
+                self.cpu["render"] += time.thread_time() - cpu
             requests[assignment.judge] = request
-            asks.append((assignment, sample, key, request, orjson.dumps(request.body)))
-            self.cpu["render"] += time.thread_time() - cpu
+            asks.append((assignment, sample, key, request))
         if not asks:
             return
 
-        async def ask(
-            assignment: Assignment, sample: int, key: str, request: JudgeRequest, body: bytes
-        ) -> None:
-            record = await self._ask(job, assignment, sample, key, request, body)
+        async def ask(assignment: Assignment, sample: int, key: str, request: JudgeRequest) -> None:
+            record = await self._ask(job, assignment, sample, key, request)
             if record is not None:
-                await _send(records, (job, record))
+                await self._record(records, job, record)
 
         if len(asks) == 1:  # one judge: no task group needed
             await ask(*asks[0])
@@ -392,6 +416,35 @@ class _Run:
         async with anyio.create_task_group() as group:
             for item in asks:
                 group.start_soon(ask, *item)
+
+    async def _record(
+        self, records: MemoryObjectSendStream[_Done], job: _Job, record: Record
+    ) -> None:
+        """Hand a finished record to the writer and wait until it is durable."""
+        done = _Done(job, self._scrubbed(record))
+        await _send(records, done)
+        await done.durable.wait()
+
+    def _scrubbed(self, record: Record) -> Record:
+        """The record without the run's credentials, whatever a gateway echoed."""
+        secrets = self.secrets
+        return replace(
+            record,
+            reasoning=secrets.scrub_optional(record.reasoning),
+            raw=secrets.scrub_optional(record.raw),
+            error=secrets.scrub_optional(record.error),
+        )
+
+    def _failed_unasked(
+        self, job: _Job, assignment: Assignment, sample: int, key: str, error: str
+    ) -> Record:
+        """A request that could not be made at all (the session does not fit)."""
+        return Record(
+            **self._base_record(job, assignment, sample, key),
+            status=FAILED,
+            error=error,
+            at=time.time(),
+        )
 
     def _base_record(
         self, job: _Job, assignment: Assignment, sample: int, key: str
@@ -442,9 +495,11 @@ class _Run:
         sample: int,
         key: str,
         request: JudgeRequest,
-        body: bytes,
     ) -> Record | None:
-        """Ask one judge until it gives a verdict or no retry is left. None: not asked."""
+        """Ask one judge until it gives a verdict or no retry is left. None: not asked.
+
+        Whatever goes wrong with one reply is this request's failure with its reason,
+        never the run's: answered verdicts are never lost to a later strange reply."""
         judge = assignment.judge
         assert judge is not None
         config = self.config
@@ -469,6 +524,12 @@ class _Run:
                 error: str
                 raw: str | None = None
                 hint: float | None = None
+                structured = judge not in self.plain_json
+                body = orjson.dumps(
+                    request.body
+                    if structured
+                    else {**request.body, "response_format": response_format(False)}
+                )
                 try:
                     reply = await self.gateway.send(body, estimate, headers)
                     cpu = time.thread_time()
@@ -477,7 +538,13 @@ class _Run:
                             reply.data, judge, check_model=not config.allow_model_mismatch
                         )
                         cost += self._spend(judge, done.usage, request.prompt_tokens, usage)
-                        verdict = parse_verdict(done.content, done.finish_reason)
+                        if len(done.content) > _PARSE_IN_THREAD:
+                            # Large replies are parsed off the event loop (Ctrl-C works).
+                            verdict = await anyio.to_thread.run_sync(
+                                parse_verdict, done.content, done.finish_reason
+                            )
+                        else:
+                            verdict = parse_verdict(done.content, done.finish_reason)
                     finally:
                         self.cpu["parse"] += time.thread_time() - cpu
                     self.consecutive_failures[judge] = 0
@@ -500,10 +567,23 @@ class _Run:
                             f"the gateway at {self.gateway.printable_url} refused the API key: "
                             f"{exc.describe()}"
                         ) from None
+                    if exc.kind == "redirect":
+                        raise FatalError(
+                            f"the gateway at {self.gateway.printable_url}: {exc}"
+                        ) from None
+                    if structured and _refuses_schema(exc):
+                        # This gateway takes no JSON Schema: plain JSON mode from now on,
+                        # for this judge, and this request asked again at once.
+                        self.plain_json.add(judge)
+                        attempts -= 1
+                        continue
                     error = exc.describe()
                     hint = exc.retry_after_s
                     if not exc.retryable:
-                        return self._failed(base, error, raw, usage, attempts, cost, judge)
+                        breaker = exc.kind != "too_large_for_tpm"
+                        return self._failed(
+                            base, error, raw, usage, attempts, cost, judge, breaker=breaker
+                        )
                 except ModelMismatch as exc:
                     return self._failed(
                         base, f"{exc.kind}: {exc}", exc.raw, usage, attempts, cost, judge
@@ -511,6 +591,11 @@ class _Run:
                 except ReplyError as exc:
                     error = f"{exc.kind}: {exc}"
                     raw = exc.raw[:4000]
+                except (FatalError, JournalError):
+                    raise
+                except Exception as exc:
+                    error = f"internal_error: {type(exc).__name__}: {str(exc)[:300]}"
+                    return self._failed(base, error, raw, usage, attempts, cost, judge)
                 if attempts > config.max_retries:
                     return self._failed(
                         base, error, raw, usage, attempts, cost, judge, breaker=False
@@ -587,7 +672,7 @@ class _Run:
 
     # --- writer ---------------------------------------------------------------------
 
-    async def _writer(self, receive: MemoryObjectReceiveStream[tuple[_Job, Record]]) -> None:
+    async def _writer(self, receive: MemoryObjectReceiveStream[_Done]) -> None:
         async with receive:
             while True:
                 try:
@@ -595,27 +680,30 @@ class _Run:
                 except anyio.EndOfStream:
                     return
                 batch = [first]
-                # Group commit: gather what finishes within a few milliseconds, so one
-                # fsync (and one trip to the writer thread) serves many records.
-                with anyio.move_on_after(_COMMIT_WINDOW_S):
-                    while len(batch) < _WRITE_BATCH:
-                        try:
-                            batch.append(await receive.receive())
-                        except anyio.EndOfStream:
-                            break
-                records = [record for _, record in batch]
+                # Group commit without waiting: everything already finished joins this
+                # fsync; what finishes during it joins the next. Each record's worker
+                # waits for it, so no answered request sits in a buffer at a kill.
+                while len(batch) < _WRITE_BATCH:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                records = [done.record for done in batch]
                 # fsync off the event loop; only after it do the records count.
                 await anyio.to_thread.run_sync(self._append, records)
                 cpu = time.thread_time()
                 finished = 0
-                for job, record in batch:
+                for done in batch:
+                    record = done.record
                     self._count(record)
                     if record.sample == 0:
                         self.scores.write(score_row(record), flush=False)
-                    job.remaining -= 1
-                    if job.remaining == 0:
+                    done.job.remaining -= 1
+                    if done.job.remaining == 0:
                         finished += 1
                 self.scores.flush()  # streamed: a batch at a time
+                for done in batch:
+                    done.durable.set()
                 self.cpu["journal"] += time.thread_time() - cpu
                 self.progress.advance(finished, self._status())
 
@@ -659,7 +747,16 @@ class _Run:
         }
         if self.cost_known:
             status["cost"] = f"${self.spent:,.4f}"
+        pause = self.gateway.status() if stats else ""
+        if pause:
+            status["server"] = pause
         return status
+
+    async def _tick(self) -> None:
+        """Refresh the progress line every second, so a pause says so while it lasts."""
+        while True:
+            await anyio.sleep(1.0)
+            self.progress.refresh(self._status())
 
     # --- stopping ---------------------------------------------------------------
 
@@ -733,6 +830,25 @@ class _Run:
             tokens=r.tokens,
             cost_usd=r.cost_usd,
         )
+
+
+def _refuses_schema(error: GatewayError) -> bool:
+    """A 400 that says the gateway does not take a JSON Schema response format."""
+    text = str(error).lower()
+    return (
+        error.status == 400
+        and ("response_format" in text or "json_schema" in text or "structured" in text)
+        and any(word in text for word in ("support", "invalid", "unknown", "unrecognized"))
+    )
+
+
+@dataclass
+class _Done:
+    """A finished record on its way to the journal; `durable` is set once it is."""
+
+    job: _Job
+    record: Record
+    durable: anyio.Event = field(default_factory=anyio.Event)
 
 
 async def _send(stream: MemoryObjectSendStream[Any], item: Any) -> None:

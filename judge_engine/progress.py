@@ -50,6 +50,11 @@ class Progress:
             self._shown = now
             self._bar.set_postfix(status, refresh=False)
 
+    def refresh(self, status: dict[str, Any]) -> None:
+        """Redraw with new figures though no session finished (a pause, a slow reply)."""
+        self._shown = time.monotonic()
+        self._bar.set_postfix(status, refresh=True)
+
     def close(self, status: dict[str, Any] | None = None) -> None:
         if status is not None:
             self._bar.set_postfix(status, refresh=True)  # the final figures, unthrottled

@@ -21,14 +21,15 @@ the final assistant message are never dropped.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass, replace
+from secrets import token_hex
 from typing import Any
 
 from .redact import redact_many
 from .rubrics import Rubric
 from .sessions import EVENT, Message, Session
 from .sessions.binary import scrub
+from .verdict import SCHEMA
 
 DEFAULT_MAX_PROMPT_TOKENS = 32_000
 #: Below this a rubric's system message and a useful transcript do not fit.
@@ -78,9 +79,12 @@ Reply with one JSON object and nothing else: no code fence, no text before or af
 {{"success": 0 or 1, "confidence": "low" or "medium" or "high", "reasoning": "at most 35 words"}}"""
 
 USER_TEMPLATE = """\
-Grade this session. Benchmark: {benchmark}.
+Grade this session by the rubric "{rubric}".
 
 <<<BEGIN UNTRUSTED RECORD {marker}>>>
+## Session
+{session}
+
 ## Task
 {task}
 
@@ -91,7 +95,10 @@ Grade this session. Benchmark: {benchmark}.
 Reply with the JSON verdict only."""
 
 #: Bump when rendering changes in a way the templates do not show.
-_RENDER_REVISION = "2"
+_RENDER_REVISION = "3"
+#: Characters of one field taken from a trace (benchmark, harness, a model, a tool's
+#: name or call id) shown to the judge: a field is a label, not a document.
+FIELD_CHARS = 200
 #: A task at least this long is shown once: its copy in the transcript is replaced.
 _TASK_ECHO_CHARS = 20
 _TASK_NOTE = "(the task, shown above)"
@@ -103,6 +110,17 @@ PROMPT_VERSION = hashlib.sha256(
 
 class BudgetError(ValueError):
     """A prompt budget too small for the system message and a minimal transcript."""
+
+
+class TooLarge(BudgetError):
+    """One session that does not fit the budget even after every cut (a huge system
+    message, a huge field): that session fails with this reason; the run goes on."""
+
+
+def clip(text: str, limit: int = FIELD_CHARS) -> str:
+    """A field from a trace, cut to `limit` characters with the cut marked."""
+    text = " ".join(text.split()) if len(text) <= 4 * limit else " ".join(text[: 4 * limit].split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +238,23 @@ def _pretrim(text: str, limit_chars: int) -> str:
     return text[: 2 * limit_chars] + "\n[...]\n" + text[-2 * limit_chars :]
 
 
-def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list[_Block], int, int]:
-    """The redacted task and one block per message; how many credentials were hidden and
-    how many binary runs were replaced by a marker."""
+def session_line(session: Session) -> str:
+    """What the trace says of the session, each field clipped (it stays inside the
+    enclosure, like everything else the trace says)."""
+    models = ", ".join(clip(m, 80) for m in session.agent_models[:8]) or "unknown"
+    if len(session.agent_models) > 8:
+        models += f" and {len(session.agent_models) - 8} more"
+    return (
+        f"benchmark: {clip(session.benchmark or 'unknown')}; "
+        f"harness: {clip(session.harness or 'unknown')}; agent models: {models}"
+    )
+
+
+def _blocks(
+    session: Session, redact: bool, limit_chars: int, secrets: tuple[str, ...] = ()
+) -> tuple[str, str, list[_Block], int, int]:
+    """The redacted session line, task and one block per message; how many credentials
+    were hidden and how many binary runs were replaced by a marker."""
     task = session.task
     # First the raw parts of every message, then one redaction pass over all of them.
     headers: list[str] = []
@@ -232,9 +264,9 @@ def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list
         parts: list[tuple[str, str, str]] = []
         if message.role == "tool":
             if message.name:
-                header += f" result of {message.name}"
+                header += f" result of {clip(message.name)}"
             if message.tool_call_id:
-                header += f" (call {message.tool_call_id})"
+                header += f" (call {clip(message.tool_call_id)})"
             if message.is_error:
                 header += " [error]"
             parts.append(("output", "", message.content))
@@ -247,10 +279,11 @@ def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list
             if message.content:
                 parts.append(("other", "", _without_task(message, task)))
             for call in message.tool_calls:
-                parts.append(("other", f"(tool call {call.id}) {call.name} ", call.arguments))
+                label = f"(tool call {clip(call.id)}) {clip(call.name)} "
+                parts.append(("other", label, call.arguments))
         headers.append(header)
         raw.append(parts)
-    texts = [_pretrim(task, limit_chars)]
+    texts = [session_line(session), _pretrim(task, limit_chars)]
     texts += [_pretrim(text, limit_chars) for parts in raw for _, _, text in parts]
     # Binary data never reaches the judge as text, whatever the adapter left.
     scrubbed = [scrub(text) for text in texts]
@@ -258,13 +291,13 @@ def _blocks(session: Session, redact: bool, limit_chars: int) -> tuple[str, list
     binary = sum(count for _, count in scrubbed)
     count = 0
     if redact:
-        texts, count = redact_many(texts)
-    clean = iter(texts[1:])
+        texts, count = redact_many(texts, secrets)
+    clean = iter(texts[2:])
     blocks = [
         _Block(header, [_Part(kind, label, next(clean)) for kind, label, _ in parts])
         for header, parts in zip(headers, raw, strict=True)
     ]
-    return texts[0], blocks, count, binary
+    return texts[0], texts[1], blocks, count, binary
 
 
 def _without_task(message: Message, task: str) -> str:
@@ -293,6 +326,17 @@ def _final_turn(messages: tuple[Message, ...], turns: list[list[int]]) -> int:
     return len(turns) - 1
 
 
+def response_format(structured: bool = True) -> dict[str, Any]:
+    """Structured output: the verdict's JSON Schema, strict; or plain JSON mode for a
+    gateway that does not take a schema."""
+    if not structured:
+        return {"type": "json_object"}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "verdict", "strict": True, "schema": SCHEMA},
+    }
+
+
 def render_request(
     session: Session,
     rubric: Rubric,
@@ -303,17 +347,30 @@ def render_request(
     marker: str | None = None,
     temperature: float = 0.0,
     max_tokens: int | None = None,
+    secrets: tuple[str, ...] = (),
+    structured: bool = True,
 ) -> JudgeRequest:
-    """Build the exact judge request for one session within the token budget."""
-    marker = marker or secrets.token_hex(8)
+    """Build the exact judge request for one session within the token budget.
+
+    `secrets` are literal strings (the run's own API key) redacted wherever the trace
+    holds them. Raises `BudgetError` when the budget cannot hold the system message at
+    all, and `TooLarge` when this one session cannot be cut to fit it."""
+    marker = marker or token_hex(8)
     system = system_message(rubric, marker)
-    benchmark = session.benchmark or "unknown"
     # UTF-8 bytes / 3 tokens: a budget holds at most 3 characters a token.
-    task, blocks, redactions, binary = _blocks(session, redact, max_prompt_tokens * 3)
+    head, task, blocks, redactions, binary = _blocks(
+        session, redact, max_prompt_tokens * 3, secrets
+    )
     task = task or "(the trace records no user request)"
 
     frame = USER_TEMPLATE.format(
-        benchmark=benchmark, marker=marker, task="", count=0, omitted_note="", transcript=""
+        rubric=rubric.name,
+        session=head,
+        marker=marker,
+        task="",
+        count=0,
+        omitted_note="",
+        transcript="",
     )
     fixed = estimate_tokens(system) + estimate_tokens(frame) + 2 * _PER_MESSAGE + _PER_REQUEST + 16
     available = max_prompt_tokens - fixed
@@ -341,14 +398,15 @@ def render_request(
     transcript = "\n\n".join(lines)
     note = f", {omitted} omitted" if omitted else ""
     user = USER_TEMPLATE.format(
-        benchmark=benchmark,
+        rubric=rubric.name,
+        session=head,
         marker=marker,
         task=task,
         count=len(session.messages),
         omitted_note=note,
         transcript=transcript,
     )
-    if marker in transcript or marker in task:  # astronomically unlikely; never allow it
+    if marker in transcript or marker in task or marker in head:  # never let it collide
         return render_request(
             session,
             rubric,
@@ -357,11 +415,22 @@ def render_request(
             redact=redact,
             temperature=temperature,
             max_tokens=max_tokens,
+            secrets=secrets,
+            structured=structured,
+        )
+    prompt_tokens = (
+        estimate_tokens(system) + estimate_tokens(user) + 2 * _PER_MESSAGE + _PER_REQUEST
+    )
+    if prompt_tokens > max_prompt_tokens:
+        raise TooLarge(
+            f"the session does not fit --max-prompt-tokens {max_prompt_tokens:,} even after "
+            f"every cut (about {prompt_tokens:,} tokens: {len(session.messages):,} messages "
+            "whose headers alone do not fit)"
         )
     body: dict[str, Any] = {
         "model": judge_model,
         "temperature": temperature,
-        "response_format": {"type": "json_object"},
+        "response_format": response_format(structured),
         "messages": [
             {"role": "system", "content": system},
             {"role": "user", "content": user},
@@ -369,9 +438,6 @@ def render_request(
     }
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
-    prompt_tokens = (
-        estimate_tokens(system) + estimate_tokens(user) + 2 * _PER_MESSAGE + _PER_REQUEST
-    )
     return JudgeRequest(
         session_id=session.session_id,
         judge_model=judge_model,
@@ -390,7 +456,7 @@ def render_request(
 def retarget(request: JudgeRequest, judge_model: str) -> JudgeRequest:
     """The same request for another judge, under a fresh marker: rendering is done once
     per session, however many judges grade it."""
-    marker = secrets.token_hex(8)
+    marker = token_hex(8)
     messages = request.body["messages"]
     if any(marker in m["content"] for m in messages):  # never collide with the record
         return retarget(request, judge_model)

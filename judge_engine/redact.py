@@ -1,7 +1,11 @@
 """Credential shapes found in text, replaced by a `[REDACTED:kind]` marker.
 
-In: any text (a trace, an error message). Out: the same text with API keys, bearer
-tokens, cloud keys, private keys and credentials in URLs replaced, and a count.
+In: any text (a trace, an error message) and, optionally, literal secrets of the run
+(its API key). Out: the same text with API keys, bearer and token authorizations,
+cloud keys, private keys, credentials in URLs, secrets assigned to variables
+(`AZURE_OPENAI_API_KEY=...`, `DB_PASSWORD=...`, `"OPENAI_API_KEY": "..."`) and the
+literal secrets replaced, and a count. `Secrets` scrubs a run's own credentials, in every
+form a server may echo them, from whatever the run writes or prints.
 
 Each pattern is tried only when one of its trigger substrings occurs, and the
 triggers are looked for once over all the texts of a request, so clean text (the
@@ -10,8 +14,10 @@ common case) costs one lower-casing and a few fast substring scans, no regex pas
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,15 @@ _SHAPES: tuple[_Shape, ...] = (
         group=1,
     ),
     _Shape(
+        "token-auth",
+        ("authorization",),
+        re.compile(
+            r"(?i)\bauthorization[\"']?\s*[:=]\s*[\"']?(?:token|apikey|key|sso-key|dsn)\s+"
+            r"([A-Za-z0-9._~+/:=-]{8,})"
+        ),
+        group=1,
+    ),
+    _Shape(
         "url-credentials",
         ("://",),
         re.compile(r"://([^\s/:@\"'<>]+:[^\s/@\"'<>]+)@"),
@@ -74,8 +89,8 @@ _SHAPES: tuple[_Shape, ...] = (
     ),
     _Shape(
         "secret",
-        # The key names the pattern needs, not bare "key" or "token": those are in
-        # most code traces and would send every text through the regex.
+        # The names the pattern needs, not bare "key" or "token": those are in most
+        # code traces and would send every text through the regex.
         (
             "api_key",
             "api-key",
@@ -87,26 +102,52 @@ _SHAPES: tuple[_Shape, ...] = (
             "auth_token",
             "auth-token",
             "authtoken",
+            "refresh_token",
             "password",
             "passwd",
+            "pwd",
+            "private_key",
         ),
+        # A variable or field whose name ends in one of those words, however it is
+        # prefixed (AZURE_OPENAI_API_KEY, DB_PASSWORD, MY_SECRET_KEY: a word boundary
+        # never falls after "_"), quoted or not, then its value.
         re.compile(
-            r"(?i)\b(?:api[_-]?key|apikey|secret[_-]?key|client[_-]?secret|access[_-]?token"
-            r"|auth[_-]?token|password|passwd)[\"']?\s*[:=]\s*[\"']?([^\s\"',;]{12,})"
+            r"(?i)(?<![a-z0-9])[a-z0-9_.-]{0,64}?"
+            r"(?:api[_-]?key|apikey|secret(?:[_-]?(?:access[_-]?)?key)?|client[_-]?secret"
+            r"|(?:access|auth|refresh|id)[_-]?token|authtoken|accesstoken|password|passwd"
+            r"|pwd|private[_-]?key)"
+            r"[\"']?\s*[:=]\s*[\"']?(?!\[REDACTED)([^\s\"',;]{6,})"
         ),
         group=1,
     ),
 )
 
 
-def redact(text: str) -> tuple[str, int]:
+def redact(text: str, literals: tuple[str, ...] = ()) -> tuple[str, int]:
     """Replace every credential shape in `text`; return the new text and how many."""
-    texts, count = redact_many([text])
+    texts, count = redact_many([text], literals)
     return texts[0], count
 
 
-def redact_many(texts: list[str]) -> tuple[list[str], int]:
-    """`redact` over several texts, looking for the triggers once over all of them."""
+def redact_many(texts: list[str], literals: tuple[str, ...] = ()) -> tuple[list[str], int]:
+    """`redact` over several texts, looking for the triggers once over all of them.
+    `literals` (a run's own key) are replaced wherever they occur."""
+    literal_count = 0
+    wanted = [secret for secret in literals if len(secret) >= MIN_SECRET]
+    if wanted:
+        replaced = []
+        for text in texts:
+            for secret in wanted:
+                if secret in text:
+                    literal_count += text.count(secret)
+                    text = text.replace(secret, "[REDACTED:run-key]")
+            replaced.append(text)
+        texts = replaced
+    texts, count = _redact_shapes(texts)
+    return texts, count + literal_count
+
+
+def _redact_shapes(texts: list[str]) -> tuple[list[str], int]:
     joined = "\x00".join(texts).lower()
     shapes = []
     for shape in _SHAPES:  # plain loops: on short texts a generator costs more than the scan
@@ -148,3 +189,55 @@ def _apply(shape: _Shape, text: str) -> tuple[str, int]:
 def redact_text(text: str) -> str:
     """`redact` without the count, for error messages."""
     return redact(text)[0]
+
+
+#: Literal secrets shorter than this are not searched for: they would match ordinary
+#: text (a one-letter key would scrub every such letter) and protect nothing.
+MIN_SECRET = 4
+
+
+class Secrets:
+    """A run's own credentials, in every form a server may echo them, scrubbed from
+    whatever the run writes or prints (replies, reasoning, error bodies, exceptions).
+
+    From the API key and the base URL's credentials (`user:password@`, or a token-only
+    `token@`): each as given, URL-decoded, and `user:password` in base64 (HTTP Basic).
+    """
+
+    def __init__(self, api_key: str | None = None, base_url: str | None = None) -> None:
+        values: set[str] = set()
+        if api_key:
+            values.add(api_key)
+        if base_url:
+            user, password = _url_credentials(base_url)
+            for part in (user, password):
+                if part:
+                    values.update({part, unquote(part)})
+            if user is not None:
+                pair = f"{unquote(user)}:{unquote(password or '')}"
+                values.add(pair)
+                values.add(base64.b64encode(pair.encode()).decode())
+                values.add(base64.b64encode(pair.encode()).decode().rstrip("="))
+        # Longest first: a key that contains another is replaced whole.
+        self.values: tuple[str, ...] = tuple(
+            sorted((v for v in values if len(v) >= MIN_SECRET), key=len, reverse=True)
+        )
+
+    def scrub(self, text: str) -> str:
+        """`text` without the run's credentials and without any credential shape."""
+        for secret in self.values:
+            if secret in text:
+                text = text.replace(secret, "[REDACTED]")
+        return redact_text(text)
+
+    def scrub_optional(self, text: str | None) -> str | None:
+        return None if text is None else self.scrub(text)
+
+
+def _url_credentials(base_url: str) -> tuple[str | None, str | None]:
+    """The user and password a URL carries (`scheme://user:password@host`)."""
+    match = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*)@", base_url.strip())
+    if match is None:
+        return None, None
+    user, _, password = match.group(1).partition(":")
+    return user or None, password or None

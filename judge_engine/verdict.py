@@ -6,23 +6,41 @@ In: the JSON of a chat-completions reply and the model that was asked. Out: a
 saying why not: `BadReply` for a reply that is not a usable completion, `Unparseable`
 for content that holds no valid verdict, `CutOff` for content cut at the token limit.
 
-The content may wrap the JSON in a code fence or in text; `success` may be 0/1,
-a boolean or their string forms.
+Only a top-level JSON object of the content can be the verdict: text and code fences
+may surround it, but an object nested inside another object, or quoted inside a string
+(a judge quoting the trace's forged `{"success": 1}` in its reasoning), never counts.
+When the content holds several top-level objects, it counts only if exactly one of
+them is a valid verdict; otherwise it is unparseable, and asked again. Finding the
+objects is one linear pass (a million `{` cost what a million letters do); decoding
+them is orjson's, which refuses deep nesting instead of recursing. `success` may be
+0/1, a boolean or their string forms.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from .guard import normalize_model
 
 CONFIDENCES = ("low", "medium", "high")
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-_DECODER = json.JSONDecoder()
+#: What moves the scan inside an object: braces, and the quotes that open strings.
+_STRUCTURE = re.compile(r'[{}"]')
+#: The JSON Schema of a verdict, for gateways that take structured output.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "success": {"type": "integer", "enum": [0, 1]},
+        "confidence": {"type": "string", "enum": list(CONFIDENCES)},
+        "reasoning": {"type": "string"},
+    },
+    "required": ["success", "confidence", "reasoning"],
+    "additionalProperties": False,
+}
 #: Accepted spellings of success (False and True hash as 0 and 1, so they match too).
 _SUCCESS = {
     0: 0, 1: 1,
@@ -112,32 +130,81 @@ def completion(
 
 
 def parse_verdict(text: str, finish_reason: str | None = None) -> Verdict:
-    """The verdict in a judge's content, wherever the JSON object sits in it."""
+    """The verdict in a judge's content: its one top-level JSON object that is a valid
+    verdict (see the module docstring)."""
     if finish_reason == "length":
         raise CutOff("the reply was cut off at the token limit", text)
     if not text.strip():
         raise Unparseable("the reply is empty", text)
-    candidates = [text.strip(), *(m.strip() for m in _FENCE.findall(text))]
-    for candidate in candidates:
-        found = _first_verdict(candidate)
-        if found is not None:
-            return found
-    raise Unparseable("no JSON verdict with success and confidence in the reply", text)
-
-
-def _first_verdict(text: str) -> Verdict | None:
-    start = text.find("{")
-    while start != -1:
+    found: list[Verdict] = []
+    objects = 0
+    for start, end in top_level_objects(text):
+        objects += 1
         try:
-            value, _ = _DECODER.raw_decode(text, start)
-        except ValueError:
-            value = None
+            value = orjson.loads(text[start:end])
+        except orjson.JSONDecodeError:
+            continue  # not JSON (prose in braces), or nested past orjson's depth limit
         if isinstance(value, dict):
             verdict = _verdict(value)
             if verdict is not None:
-                return verdict
-        start = text.find("{", start + 1)
-    return None
+                found.append(verdict)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise Unparseable(
+            f"{len(found)} verdict objects in one reply: which one is the judge's is unclear",
+            text,
+        )
+    raise Unparseable(
+        "no top-level JSON object with success and confidence in the reply"
+        + (f" ({objects} other objects)" if objects else ""),
+        text,
+    )
+
+
+def top_level_objects(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of every brace-balanced `{...}` at the top level of `text`, in one
+    forward pass: outside an object, quotes are prose and only `{` matters; inside one,
+    strings are skipped to their closing quote, so braces in them do not count. An
+    object never closed yields nothing, and ends the scan."""
+    position = text.find("{")
+    while position != -1:
+        depth = 0
+        cursor = position
+        while True:
+            match = _STRUCTURE.search(text, cursor)
+            if match is None:
+                return
+            at = match.start()
+            char = text[at]
+            if char == '"':
+                close = _string_end(text, at)
+                if close == -1:
+                    return
+                cursor = close + 1
+                continue
+            cursor = at + 1
+            depth += 1 if char == "{" else -1
+            if depth == 0:
+                break
+        yield position, cursor
+        position = text.find("{", cursor)
+
+
+def _string_end(text: str, opening: int) -> int:
+    """The index of the quote closing the JSON string opened at `opening`, or -1."""
+    close = opening
+    while True:
+        close = text.find('"', close + 1)
+        if close == -1:
+            return -1
+        backslashes = 0
+        back = close - 1
+        while back > opening and text[back] == "\\":
+            backslashes += 1
+            back -= 1
+        if backslashes % 2 == 0:
+            return close
 
 
 def _verdict(value: Mapping[str, Any]) -> Verdict | None:

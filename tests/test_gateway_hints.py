@@ -65,7 +65,36 @@ def test_non_standard_hints() -> None:
 
 
 def test_absurd_hints_are_capped() -> None:
-    assert retry_after({"Retry-After": "86400"}) == 600.0
+    assert retry_after({"Retry-After": "86400"}) == 60.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["99999999", "24h0m0s", "inf", "1e999", "Fri, 31 Dec 9999 23:59:59 GMT", "9" * 400],
+)
+def test_no_hint_asks_for_more_than_a_minute(value: str) -> None:
+    assert retry_after({"Retry-After": value}) == 60.0
+    assert retry_after({"retry-after-ms": value}) in (60.0, None)
+    info = rate_info({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": value})
+    assert info.reset_requests_s == 60.0
+    assert (
+        retry_after({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": value})
+        == 60.0
+    )
+
+
+@pytest.mark.parametrize("value", ["inf", "1e999", "-5", "nan", "banana", "", "1e12", "-inf"])
+def test_limits_that_are_not_finite_positive_numbers_are_no_limits(value: str) -> None:
+    info = rate_info(
+        {
+            "x-ratelimit-limit-requests": value,
+            "x-ratelimit-limit-tokens": value,
+            "x-ratelimit-remaining-requests": value,
+        }
+    )
+    assert info.limit_requests is None and info.limit_tokens is None
+    assert info.remaining_requests is None
+    assert retry_after({"Retry-After": value}) in (None, 0.0, 60.0)
 
 
 def test_rate_info() -> None:

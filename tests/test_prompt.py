@@ -69,7 +69,11 @@ def test_body_is_an_openai_chat_request_with_the_rubric() -> None:
     body = request.body
     assert body["model"] == "gpt-4.1-mini"
     assert body["temperature"] == 0
-    assert body["response_format"] == {"type": "json_object"}
+    # Structured output: the verdict's schema, strict (JSON mode where refused).
+    assert body["response_format"]["type"] == "json_schema"
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["required"] == ["success", "confidence", "reasoning"]
+    assert body["response_format"]["json_schema"]["strict"] is True
     system, user = body["messages"]
     assert system["role"] == "system" and user["role"] == "user"
     assert rubric.rule.splitlines()[0] in system["content"]

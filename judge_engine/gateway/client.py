@@ -6,9 +6,13 @@ with a JSON object), or a `GatewayError` saying whether asking again may help.
 One pooled aiohttp session serves the endpoint. Every request first waits out any
 pause the server asked for, then for a slot under the in-flight cap, then for the rpm
 pacer and the tpm window.
-A 429 slows everyone down (the cap halves; a retry hint of two seconds or more pauses
-all requests, a shorter one the retrying request); successes grow the cap back. The
-API key goes only into the Authorization header: every message that leaves this
+
+One rule for every pause, whatever asked for it (a 429's retry hint, reset headers of
+a spent budget): a pause holds every request for at most `MAX_HINT_S` (60 s); when
+it ends, one request alone probes, and the others wait for its answer; a server that
+still refuses imposes the next pause. A 429 also halves the in-flight cap (a hint
+shorter than two seconds only delays the retrying request); successes grow it back.
+The API key goes only into the Authorization header: every message that leaves this
 module is scrubbed of it and of credential shapes.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +34,7 @@ import orjson
 from yarl import URL
 
 from ..redact import redact_text
-from .hints import RateInfo, rate_info, retry_after
+from .hints import MAX_HINT_S, RateInfo, rate_info, retry_after
 from .limits import AdaptiveLimit, RequestPacer, TokenWindow
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -70,6 +75,13 @@ class Reply:
     data: dict[str, Any]
     latency_ms: float
     rate: RateInfo
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One request's way through the gates: whether it is the probe after a pause."""
+
+    probe: bool = False
 
 
 @dataclass(slots=True)
@@ -140,6 +152,11 @@ class Gateway:
         self.limit = AdaptiveLimit(concurrency)
         self.stats = GatewayStats()
         self._pause_until = 0.0
+        #: Why requests are held: what the server said (for the progress line).
+        self.pause_reason = ""
+        #: After a pause, one request probes: None (no probe due), "due" or "out".
+        self._probe: str | None = None
+        self._probe_answered = anyio.Event()
         #: Requests the server accepted, per second of sending, over the last minute
         #: (at most 61 buckets, whatever the rate).
         self._accepted: deque[list[int]] = deque()
@@ -148,7 +165,11 @@ class Gateway:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Gateway:
-        headers = {"Content-Type": "application/json", "User-Agent": "judge-engine"}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "judge-engine",
+            "Accept-Encoding": "gzip, deflate",
+        }
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         self._session = aiohttp.ClientSession(
@@ -159,6 +180,8 @@ class Gateway:
             auth=self._basic_auth,
             timeout=aiohttp.ClientTimeout(total=self._timeout_s),
             raise_for_status=False,
+            # Bodies are read and decompressed under a cap here, not by aiohttp whole.
+            auto_decompress=False,
         )
         return self
 
@@ -182,30 +205,65 @@ class Gateway:
             text = text.replace(self._api_key, "[REDACTED]")
         return redact_text(text)
 
-    async def _wait_for_pause(self) -> None:
-        # A loop, not an event: another 429 may push the deadline further while we sleep.
-        while (delay := self._pause_until - time.monotonic()) > 0:  # noqa: ASYNC110
-            await anyio.sleep(delay)
+    async def _wait_for_pause(self) -> bool:
+        """Wait out a pause; after one, only the first request goes (it probes) and the
+        others wait for its answer. Returns whether this request is the probe."""
+        while True:
+            # A loop, not one sleep: an answer may push the deadline further meanwhile.
+            delay = self._pause_until - time.monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+                continue
+            if self._probe is None:
+                return False
+            if self._probe == "due":
+                self._probe = "out"
+                return True
+            answered = self._probe_answered
+            await answered.wait()
+
+    def _probed(self) -> None:
+        """The probe has its answer (whatever it was): let the others go, or, if the
+        answer imposed a new pause, have them wait for it."""
+        if self._probe == "out":
+            self._probe = "due" if self._pause_until > time.monotonic() else None
+            self._probe_answered.set()
+            self._probe_answered = anyio.Event()
 
     @property
     def paused_for(self) -> float:
         """Seconds every request still waits before it may be sent."""
         return max(0.0, self._pause_until - time.monotonic())
 
-    def pause(self, seconds: float) -> None:
-        """Hold every request for `seconds` when the server says its window is spent for
-        a while (2 s or more). A shorter wait is the retrying request's alone (its backoff
-        honours the hint) while the halved in-flight cap slows everyone: pausing all
-        requests for every passing one-second throttle would stall a run that meets them
-        at random."""
-        if seconds >= _LONG_HINT_S:
-            self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+    def status(self) -> str:
+        """The pause in words, for the progress line ("" when none)."""
+        left = self.paused_for
+        if left > 0:
+            return f"paused {left:.0f}s ({self.pause_reason}); then one request probes"
+        if self._probe == "out":
+            return f"probing after a pause ({self.pause_reason})"
+        return ""
+
+    def pause(self, seconds: float, reason: str) -> None:
+        """Hold every request for `seconds` (at most `MAX_HINT_S`) when the server says
+        its window is spent for a while (2 s or more). A shorter wait is the retrying
+        request's alone (its backoff honours the hint) while the halved in-flight cap
+        slows everyone: pausing all requests for every passing one-second throttle would
+        stall a run that meets them at random."""
+        if seconds < _LONG_HINT_S:
+            return
+        until = time.monotonic() + min(seconds, MAX_HINT_S)
+        if until > self._pause_until:
+            self._pause_until = until
+            self.pause_reason = reason
+        if self._probe is None:
+            self._probe = "due"
 
     def backoff(self, attempt: int, hint_s: float | None) -> float:
-        """Seconds to wait before attempt `attempt` (1 = first retry): the server's hint,
-        else exponential with full jitter."""
+        """Seconds to wait before attempt `attempt` (1 = first retry): the server's hint
+        (at most `MAX_HINT_S`), else exponential with full jitter."""
         if hint_s is not None:
-            return hint_s * (1.0 + 0.1 * self._rng.random())
+            return min(hint_s, MAX_HINT_S) * (1.0 + 0.1 * self._rng.random())
         base, cap = self._backoff
         ceiling = min(cap, base * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * self._rng.random())
@@ -217,7 +275,21 @@ class Gateway:
         session = self._session
         if session is None:
             raise RuntimeError("use the gateway inside 'async with'")
-        await self._wait_for_pause()
+        turn = _Turn(await self._wait_for_pause())
+        try:
+            return await self._send(session, body, estimated_tokens, extra_headers, turn)
+        finally:
+            if turn.probe:
+                self._probed()
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        body: bytes,
+        estimated_tokens: int,
+        extra_headers: Mapping[str, str] | None,
+        turn: _Turn,
+    ) -> Reply:
         await self.limit.acquire()
         entry = None
         try:
@@ -226,25 +298,33 @@ class Gateway:
             # unpaced); and one held by a pause goes through the pacer again after it,
             # or the requests a pause held would all leave at once when it ends.
             while True:
-                await self._wait_for_pause()
+                if not turn.probe:
+                    turn.probe = await self._wait_for_pause()
                 await self.pacer.wait()
                 if self._pause_until <= time.monotonic():
                     break
+            if self.tokens is not None and estimated_tokens > self.tokens.limit:
+                raise GatewayError(
+                    "too_large_for_tpm",
+                    f"this request needs about {estimated_tokens:,} tokens, more than the "
+                    f"{self.tokens.limit:,} tokens per minute allowed ("
+                    + ("--tpm" if self.user_tpm else "the limit the server announces")
+                    + f"): it could never be sent; lower --max-prompt-tokens below "
+                    f"{max(1, self.tokens.limit - 1000):,} and run again with --retry-failed",
+                    retryable=False,
+                )
             entry = await self.tokens.acquire(estimated_tokens) if self.tokens else None
             self.stats.sent += 1
             started = time.monotonic()
             try:
-                async with session.post(self.url, data=body, headers=extra_headers) as response:
-                    if (response.content_length or 0) > _MAX_BODY:
-                        raise GatewayError(
-                            "bad_response",
-                            "reply too large",
-                            status=response.status,
-                            retryable=False,
-                        )
-                    raw = await response.read()
+                async with session.post(
+                    self.url, data=body, headers=extra_headers, allow_redirects=False
+                ) as response:
                     status = response.status
                     headers: Mapping[str, str] = response.headers
+                    if 300 <= status < 400:
+                        raise self._redirected(status, headers)
+                    raw = await _read_capped(response, status)
             except (asyncio.TimeoutError, TimeoutError):
                 self.stats.timeouts += 1
                 raise GatewayError(
@@ -269,6 +349,19 @@ class Gateway:
         self._refuse(status, headers, raw)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _redirected(self, status: int, headers: Mapping[str, str]) -> GatewayError:
+        """A redirect is never followed (a POST and its credentials stay where the
+        user sent them): the run stops, naming where the gateway points."""
+        location = self.scrub(safe_url(headers.get("Location", "") or "(no Location)"))
+        self.stats.other_errors += 1
+        return GatewayError(
+            "redirect",
+            f"the gateway answered {status} and points to {location[:300]}; requests are "
+            "not sent on to another address: use that URL as --base-url if you trust it",
+            status=status,
+            retryable=False,
+        )
+
     def _count_accepted(self, second: int, count: int = 1) -> None:
         if self._accepted and self._accepted[-1][0] == second:
             self._accepted[-1][1] += count
@@ -288,9 +381,14 @@ class Gateway:
         ):
             self.tokens = TokenWindow(rate.limit_tokens)
         if rate.remaining_requests == 0 and rate.reset_requests_s:
-            self.pause(rate.reset_requests_s)
+            self.pause(
+                rate.reset_requests_s,
+                f"request budget spent, resets in {rate.reset_requests_s:.0f}s",
+            )
         if rate.remaining_tokens == 0 and rate.reset_tokens_s:
-            self.pause(rate.reset_tokens_s)
+            self.pause(
+                rate.reset_tokens_s, f"token budget spent, resets in {rate.reset_tokens_s:.0f}s"
+            )
 
     def _accept(self, raw: bytes, rate: RateInfo, latency_ms: float, entry: Any) -> Reply:
         try:
@@ -334,7 +432,7 @@ class Gateway:
                 self._count_accepted(int(now), 0)
                 self.pacer.estimate(sum(n for _, n in self._accepted), now)
             if hint is not None:
-                self.pause(hint)
+                self.pause(hint, f"429, retry in {hint:.0f}s")
             raise GatewayError(
                 "rate_limited",
                 self.scrub(message or "too many requests"),
@@ -358,6 +456,60 @@ class Gateway:
             status=status,
             retryable=False,
         )
+
+
+async def _read_capped(response: aiohttp.ClientResponse, status: int) -> bytes:
+    """The body, decompressed, refused once it passes `_MAX_BODY` (with or without a
+    length, chunked, or compressed: a small gzip that would inflate to gigabytes is
+    refused at the cap, never held)."""
+
+    def too_large() -> GatewayError:
+        return GatewayError(
+            "bad_response",
+            f"reply larger than {_MAX_BODY // (1024 * 1024)} MB",
+            status=status,
+            retryable=False,
+        )
+
+    if (response.content_length or 0) > _MAX_BODY:
+        raise too_large()
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        # gzip, or zlib-wrapped deflate; raw deflate is tried when zlib's header is absent.
+        decoder = zlib.decompressobj(47 if encoding != "deflate" else 15)
+    elif encoding in ("identity", ""):
+        decoder = None
+    else:
+        raise GatewayError(
+            "bad_response",
+            f"reply in an unsupported encoding {encoding[:40]!r}",
+            status=status,
+            retryable=True,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        if decoder is not None:
+            try:
+                chunk = decoder.decompress(chunk, _MAX_BODY + 1 - size)
+            except zlib.error:
+                if encoding == "deflate" and size == 0 and not chunks:
+                    decoder = zlib.decompressobj(-15)
+                    chunk = decoder.decompress(chunk, _MAX_BODY + 1 - size)
+                else:
+                    raise GatewayError(
+                        "bad_response",
+                        "reply body does not decompress",
+                        status=status,
+                        retryable=True,
+                    ) from None
+            if decoder.unconsumed_tail:
+                raise too_large()  # it would inflate past the cap
+        size += len(chunk)
+        if size > _MAX_BODY:
+            raise too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error_message(text: str) -> str:

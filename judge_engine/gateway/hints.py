@@ -8,10 +8,16 @@ Understood: `Retry-After` (seconds or HTTP date), `retry-after-ms`, the OpenAI
 `1s`, `6m0s`, `20ms`), the IETF draft `ratelimit-reset`, `x-ratelimit-reset` (seconds or
 an epoch), Anthropic's `anthropic-ratelimit-*-reset` (RFC 3339), LiteLLM's
 `llm_provider-retry-after`, and OpenAI's "Please try again in 1.5s" error text.
+
+A server's words are hints, never orders: no value can stall, crash or overflow a run.
+A wait is at most `MAX_HINT_S` however long the server asks (`99999999`, `24h0m0s`,
+`inf`, a date in the year 9999); a limit that is not a finite positive number of a
+sane size (`inf`, `1e999`, `-5`, `banana`) is not a limit at all.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -21,13 +27,16 @@ from email.utils import parsedate_to_datetime
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s|seconds?|m|minutes?)\b", re.I)
-#: Never wait longer than this for one hint (a broken header must not stall a run).
-MAX_HINT_S = 600.0
+#: Never wait longer than this for one hint (a broken header must not stall a run):
+#: after it, one request probes, and a server that still refuses says so again.
+MAX_HINT_S = 60.0
+#: A limit above this is not believed (no gateway counts a billion requests a minute).
+_MAX_LIMIT = 10**9
 
 
 def parse_duration(value: str, now: float | None = None) -> float | None:
     """Seconds from `1.5`, `20ms`, `6m0s`, `1h2m3s`, an epoch, or a date."""
-    text = value.strip()
+    text = value.strip()[:200]
     if not text:
         return None
     try:
@@ -35,6 +44,10 @@ def parse_duration(value: str, now: float | None = None) -> float | None:
     except ValueError:
         pass
     else:
+        if math.isnan(number):
+            return None
+        if math.isinf(number):
+            return MAX_HINT_S if number > 0 else 0.0
         if number > 1e9:  # an epoch timestamp, not a duration
             return max(0.0, number - (now if now is not None else time.time()))
         return max(0.0, number)
@@ -45,10 +58,10 @@ def parse_duration(value: str, now: float | None = None) -> float | None:
     moment: datetime | None
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
     if moment.tzinfo is None:
         return None
@@ -66,9 +79,11 @@ def retry_after(
     h = _lower(headers)
     if "retry-after-ms" in h:
         try:
-            return min(MAX_HINT_S, max(0.0, float(h["retry-after-ms"]) / 1000))
+            millis = float(h["retry-after-ms"][:50])
         except ValueError:
-            pass
+            millis = math.nan
+        if not math.isnan(millis):
+            return min(MAX_HINT_S, max(0.0, millis / 1000))
     for name in (
         "retry-after",
         "x-retry-after",
@@ -116,12 +131,16 @@ class RateInfo:
 
 
 def _int(value: str | None) -> int | None:
+    """A count a header announces, if it is a finite, non-negative, believable number."""
     if value is None:
         return None
     try:
-        return int(float(value))
+        number = float(value[:50])
     except ValueError:
         return None
+    if not math.isfinite(number) or number < 0 or number > _MAX_LIMIT:
+        return None
+    return int(number)
 
 
 def rate_info(headers: Mapping[str, str], now: float | None = None) -> RateInfo:
@@ -129,7 +148,8 @@ def rate_info(headers: Mapping[str, str], now: float | None = None) -> RateInfo:
 
     def reset(kind: str) -> float | None:
         value = h.get(f"x-ratelimit-reset-{kind}")
-        return parse_duration(value, now) if value else None
+        seconds = parse_duration(value, now) if value else None
+        return min(MAX_HINT_S, seconds) if seconds is not None else None
 
     return RateInfo(
         limit_requests=_int(h.get("x-ratelimit-limit-requests")),
