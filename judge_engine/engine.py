@@ -99,6 +99,8 @@ class GradeConfig:
     #: Exponential backoff between retries without a server hint: base * 2**n, capped.
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 60.0
+    #: The longest one pause may hold every request (whatever the server asks).
+    max_pause_s: float = 60.0
     #: The command line that resumes this run (printed when it stops early).
     resume_command: str | None = None
 
@@ -209,6 +211,7 @@ class _Run:
                     tpm=config.tpm,
                     backoff_base_s=config.backoff_base_s,
                     backoff_cap_s=config.backoff_cap_s,
+                    max_pause_s=config.max_pause_s,
                 ) as gateway:
                     self.gateway = gateway
                     await self._run_tasks(sources)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ class Action:
     drop: bool = False
     model: str | None = None  # the model the reply names (default: the one asked)
     finish_reason: str = "stop"
+    #: Writes the whole response itself (chunked bodies, compressed bombs, redirects).
+    raw: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
 
 
 def ok(content: str = VERDICT) -> Action:
@@ -49,6 +51,8 @@ class ScriptedServer:
         self.script: deque[Action] = deque(script or [])
         self.default = default or (lambda body: ok())
         self.arrivals: list[float] = []
+        #: ("in", n) when request n arrives and ("out", n) when its answer is sent.
+        self.events: list[tuple[str, int]] = []
         self.bodies: list[dict[str, Any]] = []
         self.auth: list[str] = []
         self.url = ""
@@ -70,6 +74,14 @@ class ScriptedServer:
         await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        number = len(self.arrivals)
+        self.events.append(("in", number))
+        try:
+            return await self._answer(request)
+        finally:
+            self.events.append(("out", number))
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         self.arrivals.append(time.monotonic())
         self.auth.append(request.headers.get("Authorization", ""))
         body = orjson.loads(await request.read())
@@ -77,6 +89,8 @@ class ScriptedServer:
         action = self.script.popleft() if self.script else self.default(body)
         if action.delay_s:
             await asyncio.sleep(action.delay_s)
+        if action.raw is not None:
+            return await action.raw(request)
         if action.drop:
             assert request.transport is not None
             request.transport.abort()

@@ -98,14 +98,23 @@ class GatewayStats:
     by_status: dict[int, int] = field(default_factory=dict)
 
 
-def endpoint_url(base_url: str) -> tuple[URL, aiohttp.BasicAuth | None]:
-    """The chat-completions URL for a base URL, and credentials it carried, if any."""
+def _basic(user: str, password: str) -> str:
+    """An HTTP Basic Authorization value, by aiohttp's own encoder."""
+    encode = getattr(aiohttp, "encode_basic_auth", None)
+    if encode is not None:  # aiohttp 3.13 and later
+        return str(encode(user, password))
+    return str(aiohttp.BasicAuth(user, password).encode())
+
+
+def endpoint_url(base_url: str) -> tuple[URL, str | None]:
+    """The chat-completions URL for a base URL, and the Authorization value of the
+    credentials it carried, if any."""
     url = URL(base_url.strip())
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"base URL must be http(s)://host/..., not {safe_url(base_url)}")
     auth = None
     if url.user is not None:
-        auth = aiohttp.BasicAuth(url.user, url.password or "")
+        auth = _basic(url.user, url.password or "")
         url = url.with_user(None).with_password(None)
     path = url.path.rstrip("/")
     if not path.endswith("/chat/completions"):
@@ -136,6 +145,7 @@ class Gateway:
         tpm: int | None = None,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 60.0,
+        max_pause_s: float = MAX_HINT_S,
         rng: random.Random | None = None,
     ) -> None:
         self.url, self._basic_auth = endpoint_url(base_url)
@@ -161,6 +171,7 @@ class Gateway:
         #: (at most 61 buckets, whatever the rate).
         self._accepted: deque[list[int]] = deque()
         self._backoff = (backoff_base_s, backoff_cap_s)
+        self._max_pause_s = min(max_pause_s, MAX_HINT_S)
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
 
@@ -172,12 +183,13 @@ class Gateway:
         }
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        elif self._basic_auth is not None:
+            headers["Authorization"] = self._basic_auth
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=self.limit.maximum, limit_per_host=self.limit.maximum, ttl_dns_cache=300
             ),
             headers=headers,
-            auth=self._basic_auth,
             timeout=aiohttp.ClientTimeout(total=self._timeout_s),
             raise_for_status=False,
             # Bodies are read and decompressed under a cap here, not by aiohttp whole.
@@ -252,7 +264,7 @@ class Gateway:
         stall a run that meets them at random."""
         if seconds < _LONG_HINT_S:
             return
-        until = time.monotonic() + min(seconds, MAX_HINT_S)
+        until = time.monotonic() + min(seconds, self._max_pause_s)
         if until > self._pause_until:
             self._pause_until = until
             self.pause_reason = reason
@@ -263,7 +275,7 @@ class Gateway:
         """Seconds to wait before attempt `attempt` (1 = first retry): the server's hint
         (at most `MAX_HINT_S`), else exponential with full jitter."""
         if hint_s is not None:
-            return min(hint_s, MAX_HINT_S) * (1.0 + 0.1 * self._rng.random())
+            return min(hint_s, self._max_pause_s) * (1.0 + 0.1 * self._rng.random())
         base, cap = self._backoff
         ceiling = min(cap, base * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * self._rng.random())
@@ -490,21 +502,30 @@ async def _read_capped(response: aiohttp.ClientResponse, status: int) -> bytes:
     size = 0
     async for chunk in response.content.iter_chunked(1 << 16):
         if decoder is not None:
-            try:
-                chunk = decoder.decompress(chunk, _MAX_BODY + 1 - size)
-            except zlib.error:
-                if encoding == "deflate" and size == 0 and not chunks:
-                    decoder = zlib.decompressobj(-15)
-                    chunk = decoder.decompress(chunk, _MAX_BODY + 1 - size)
-                else:
+            pieces: list[bytes] = []
+            # A gzip body may hold several members, one after the other.
+            while chunk:
+                try:
+                    piece = decoder.decompress(chunk, _MAX_BODY + 1 - size)
+                except zlib.error:
+                    if encoding == "deflate" and size == 0 and not chunks and not pieces:
+                        decoder = zlib.decompressobj(-15)  # raw deflate, no zlib header
+                        continue
                     raise GatewayError(
                         "bad_response",
                         "reply body does not decompress",
                         status=status,
                         retryable=True,
                     ) from None
-            if decoder.unconsumed_tail:
-                raise too_large()  # it would inflate past the cap
+                pieces.append(piece)
+                size += len(piece)
+                if size > _MAX_BODY or decoder.unconsumed_tail:
+                    raise too_large()  # it would inflate past the cap
+                chunk = decoder.unused_data if decoder.eof else b""
+                if decoder.eof:
+                    decoder = zlib.decompressobj(47 if encoding != "deflate" else 15)
+            chunks.extend(pieces)
+            continue
         size += len(chunk)
         if size > _MAX_BODY:
             raise too_large()
