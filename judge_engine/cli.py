@@ -21,11 +21,12 @@ import orjson
 from . import __version__
 from .gateway import DEFAULT_BASE_URL
 from .guard import MODES
-from .journal import JournalError
+from .journal import JournalError, OutLock
 from .pricing import parse_price
 from .prompt import DEFAULT_MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS, BudgetError, render_request
+from .redact import Secrets
 from .rubrics import RubricError, RubricSet
-from .sessions import FORMATS, Census, Rejection, Session, SourceError, read_sessions
+from .sessions import FORMATS, Census, Rejection, Session, SourceError, expand, read_sessions
 from .sessions.fidelity import MEASURES
 from .sinks import EXPORT_FORMATS, JsonlWriter, RejectLog
 
@@ -389,7 +390,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of sessions a judge reads the other way",
     )
     sim.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
+    _no_abbreviations(parser)
     return parser
+
+
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """Refuse abbreviated long options in every command: `--fre` must not pass for
+    `--fresh` (or vanish from a resume command that drops `--fresh`)."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _no_abbreviations(sub)
 
 
 #: grade options that may also come from --config FILE, and their converters.
@@ -410,8 +422,8 @@ _CONFIG_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "max_cost": float,
     "price": list,
     "limit": int,
-    "fresh": bool,
     "retry_failed": bool,
+    "regrade_changed": bool,
     "quiet": bool,
     "format": str,
     "agent_model": str,
@@ -557,6 +569,13 @@ the long options, e.g. judge = ["gpt-4.1"], rpm = 500); flags win.""",
         help="ask again the requests that failed for good last time",
     )
     run.add_argument(
+        "--regrade-changed",
+        action="store_true",
+        default=None,
+        help="ask again the sessions graded before whose row has changed since (by "
+        "default their verdicts are kept, and the run says how many changed)",
+    )
+    run.add_argument(
         "--max-cost",
         type=_positive_float,
         metavar="USD",
@@ -644,9 +663,11 @@ def _sessions(args: argparse.Namespace) -> int:
     }
     rejected: Counter[str] = Counter()
     fidelity = Census()
+    lock = OutLock(Path(args.out)) if args.out else None
     log = RejectLog(Path(args.out)) if args.out else None
     total = 0
-    for item in read_sessions(args.sources, fmt=args.format, agent_model=args.agent_model):
+    sources = expand(args.sources, exclude=(Path(args.out),) if args.out else ())
+    for item in read_sessions(sources, fmt=args.format, agent_model=args.agent_model):
         if isinstance(item, Rejection):
             rejected[item.reason] += 1
             if log:
@@ -661,6 +682,8 @@ def _sessions(args: argparse.Namespace) -> int:
             counts["agent_model"][model] += 1
     if log:
         log.close()
+    if lock:
+        lock.release()
     if args.json:
         payload: dict[str, object] = {k: dict(v.most_common()) for k, v in counts.items()}
         payload.update(sessions=total, rejected=dict(rejected.most_common()))
@@ -703,9 +726,9 @@ def _preview(args: argparse.Namespace) -> int:
     sessions = 0
     tokens: list[int] = []
     omitted = redactions = 0
-    log = RejectLog(out)
-    with log, JsonlWriter(out / "requests.jsonl") as requests:
-        for item in read_sessions(args.sources, fmt=args.format, agent_model=args.agent_model):
+    sources = expand(args.sources, exclude=(out,))
+    with OutLock(out), RejectLog(out) as log, JsonlWriter(out / "requests.jsonl") as requests:
+        for item in read_sessions(sources, fmt=args.format, agent_model=args.agent_model):
             if isinstance(item, Rejection):
                 log.add(item)
                 continue
@@ -733,7 +756,7 @@ def _preview(args: argparse.Namespace) -> int:
             f"max {max(tokens):,} (budget {args.max_prompt_tokens:,}); "
             f"turns omitted {omitted:,}; credentials redacted {redactions:,}"
         )
-    print(f"{log.count:,} rejected rows in {log.path}")
+    print(f"{sum(log.reasons.values()):,} rejected rows (in {log.path})")
     return 0
 
 
@@ -783,6 +806,11 @@ def _apply_config(args: argparse.Namespace) -> None:
         if dest in ("api_key", "key"):
             raise UsageError(
                 f"--config {path}: the API key never goes in a file; use the environment"
+            )
+        if dest == "fresh":
+            raise UsageError(
+                f"--config {path}: fresh is an action for one run, not a setting (a config "
+                "that held it would start over on every resume): pass --fresh as a flag"
             )
         convert = _CONFIG_OPTIONS.get(dest)
         if convert is None:
@@ -853,6 +881,7 @@ def grade_config(args: argparse.Namespace, argv: Sequence[str]) -> tuple[Any, st
         limit=args.limit,
         fresh=bool(args.fresh),
         retry_failed=bool(args.retry_failed),
+        regrade_changed=bool(args.regrade_changed),
         quiet=bool(args.quiet),
         fmt=args.format,
         agent_model=args.agent_model,
@@ -864,7 +893,7 @@ def grade_config(args: argparse.Namespace, argv: Sequence[str]) -> tuple[Any, st
         max_output_tokens=args.max_output_tokens,
         allow_model_mismatch=bool(args.allow_model_mismatch),
         grace_s=args.grace or 10.0,
-        resume_command=resume_command(argv),
+        resume_command=resume_command(argv, Secrets(api_key, base_url)),
     )
     return config, api_key
 
@@ -924,6 +953,12 @@ def _grade(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(
             f"\n{result.failed:,} requests failed for good; ask them again with:\n  "
             f"{config.resume_command} --retry-failed"
+        )
+    if result.changed and not config.regrade_changed:
+        print(
+            f"\nnote: {result.changed:,} sessions graded before have changed since (their "
+            "rows differ); their verdicts are kept. Grade them again with:\n  "
+            f"{config.resume_command} --regrade-changed"
         )
     return result.exit_code
 

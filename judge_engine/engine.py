@@ -33,7 +33,17 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .gateway import DEFAULT_BASE_URL, Gateway, GatewayError, safe_url
 from .guard import Assignment, assign
-from .journal import FAILED, OK, SKIPPED, Journal, JournalError, Record, request_key
+from .journal import (
+    FAILED,
+    OK,
+    SKIPPED,
+    Journal,
+    JournalError,
+    OutLock,
+    Record,
+    fingerprint_number,
+    request_key,
+)
 from .pricing import PriceTable
 from .progress import JudgeTally, Progress, format_summary
 from .prompt import (
@@ -57,6 +67,8 @@ _WRITE_BATCH = 512
 #: Consecutive permanent failures of one judge (and no success) that stop the run:
 #: a wrong model name or key should not be tried on every session.
 _BREAKER = 10
+#: OUT's record of the latest request's time, so that --rpm holds across a restart.
+PACE_FILE = "last-request"
 #: Tokens expected in a verdict, for the tpm window and the cost limit.
 _OUTPUT_ESTIMATE = 200
 #: Replies longer than this are parsed in a worker thread, off the event loop.
@@ -85,6 +97,9 @@ class GradeConfig:
     limit: int | None = None
     fresh: bool = False
     retry_failed: bool = False
+    #: Ask again the sessions graded before whose row has changed since (by default
+    #: their verdicts are kept and the run says how many changed).
+    regrade_changed: bool = False
     quiet: bool = False
     fmt: str | None = None
     agent_model: str | None = None
@@ -132,6 +147,8 @@ class RunResult:
     wall_s: float = 0.0
     stopped: str | None = None
     score_rows: int = 0
+    #: Sessions graded before whose row has changed since (see `regrade_changed`).
+    changed: int = 0
     judges: dict[str, JudgeTally] = field(default_factory=dict)
     #: CPU seconds by stage: read (sources, adapters, guard, resume check), render,
     #: parse (verdicts), journal (durable writes, score rows), and the rest: HTTP, the
@@ -190,11 +207,19 @@ class _Run:
     # --- the run ---------------------------------------------------------------
 
     async def execute(self) -> RunResult:
+        """The run, holding OUT's lock until every output is final (the scores rewrite
+        and the summary included): a second run cannot tear what this one writes."""
+        config = self.config
+        sources = expand(config.sources, exclude=(config.out,))
+        with OutLock(config.out) as lock:
+            await self._execute(sources, lock)
+        return self.result
+
+    async def _execute(self, sources: list[str], lock: OutLock) -> None:
         config = self.config
         started = time.monotonic()
         cpu_started = time.process_time()
-        sources = expand(config.sources)
-        self.journal = Journal(config.out, fresh=config.fresh)
+        self.journal = Journal(config.out, fresh=config.fresh, lock=lock)
         try:
             self._write_json("run.json", config.public())
             total = self._total_rows(sources)
@@ -212,6 +237,7 @@ class _Run:
                     backoff_base_s=config.backoff_base_s,
                     backoff_cap_s=config.backoff_cap_s,
                     max_pause_s=config.max_pause_s,
+                    pace_file=config.out / PACE_FILE,
                 ) as gateway:
                     self.gateway = gateway
                     await self._run_tasks(sources)
@@ -221,7 +247,7 @@ class _Run:
                 self.scores.close()
         except (FatalError, JournalError) as exc:
             self.result.exit_code = 2
-            self.result.message = str(exc)
+            self.result.message = self.secrets.scrub(str(exc))
         finally:
             self.journal.close()
         self.result.wall_s = time.monotonic() - started
@@ -231,7 +257,6 @@ class _Run:
         stages["total"] = round(cpu_total, 4)
         self.result.cpu_s = stages
         self._finish()
-        return self.result
 
     async def _run_tasks(self, sources: list[str]) -> None:
         send_jobs, receive_jobs = anyio.create_memory_object_stream[_Job](
@@ -328,6 +353,8 @@ class _Run:
     def _job(self, session: Session) -> _Job:
         rubric = self.rubrics.for_benchmark(session.benchmark)
         pending = []
+        current = fingerprint_number(session.source.fingerprint)
+        changed = False
         assignments = assign(
             self.config.judges, self.config.fallbacks, session.agent_models, self.config.guard
         )
@@ -341,8 +368,15 @@ class _Run:
                     PROMPT_VERSION,
                     sample,
                 )
-                if not self.journal.is_done(key, retry_failed=self.config.retry_failed):
+                done, graded = self.journal.lookup(key, retry_failed=self.config.retry_failed)
+                if done and graded and graded != current:
+                    # Graded before, from a row whose content has changed since.
+                    changed = True
+                    done = not self.config.regrade_changed
+                if not done:
                     pending.append((assignment, sample, key))
+        if changed:
+            self.result.changed += 1
         return _Job(session, rubric, pending)
 
     # --- workers -----------------------------------------------------------------
@@ -481,6 +515,7 @@ class _Run:
             "agent_cost_usd": float(agent_cost)
             if isinstance(agent_cost, (int, float)) and not isinstance(agent_cost, bool)
             else None,
+            "fingerprint": session.source.fingerprint or None,
         }
 
     def _skip_record(self, job: _Job, assignment: Assignment, sample: int, key: str) -> Record:
@@ -880,11 +915,13 @@ async def grade(config: GradeConfig, api_key: str | None) -> tuple[RunResult, st
     return result, run.summary_text()
 
 
-def resume_command(argv: Sequence[str]) -> str:
-    """The command line that resumes a run: the same one, without --fresh, and with any
-    credential in it (say, in a --base-url) replaced: it is printed and stored."""
+def resume_command(argv: Sequence[str], secrets: Secrets | None = None) -> str:
+    """The command line that resumes a run: the same one, without --fresh (options are
+    never abbreviated, and a config file may not set it), and with any credential in it
+    (say, in a --base-url) replaced: it is printed and stored."""
     kept = [a for a in argv if a != "--fresh"]
-    return redact_text("judge-engine " + shlex.join(kept))
+    line = "judge-engine " + shlex.join(kept)
+    return secrets.scrub(line) if secrets is not None else redact_text(line)
 
 
 __all__ = ["FatalError", "GradeConfig", "RunResult", "grade", "resume_command"]

@@ -28,7 +28,7 @@ import numpy.typing as npt
 import orjson
 
 JOURNAL = "journal.jsonl"
-_LOCK = ".lock"
+_LOCK = ".judge-engine.lock"
 #: Journal line format; bump on incompatible change.
 FORMAT_VERSION = 1
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -78,6 +78,8 @@ class Record:
     #: The agent's own token counts and cost as the trace records them, for `report`.
     agent_usage: dict[str, int] = field(default_factory=dict)
     agent_cost_usd: float | None = None
+    #: The graded row's fingerprint (`sessions.sources.fingerprint`).
+    fingerprint: str | None = None
     at: float = 0.0
     #: The line format's version.
     v: int = FORMAT_VERSION
@@ -93,6 +95,38 @@ class Record:
         return cls(**known)
 
 
+_HEX = frozenset("0123456789abcdef")
+_TEXT_FIELDS = ("session_id", "slot", "rubric", "rubric_version", "prompt_version")
+
+
+def parse_record(line: bytes) -> Record | str:
+    """One journal line as a `Record`, or why it is not one: a line may be valid JSON
+    and still no record (`null`, a list, a key that is not hex, a field of a wrong
+    type): such a line is skipped by every reader and reported by `journal verify`."""
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON ({exc})"
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not a record"
+    key = data.get("key")
+    if not isinstance(key, str) or len(key) != 32 or not set(key) <= _HEX:
+        return "its key is not 32 hex digits"
+    if not all(isinstance(data.get(name), str) for name in _TEXT_FIELDS):
+        return "a field that must be text is not"
+    if data.get("status") not in (OK, FAILED, SKIPPED):
+        return f"unknown status {str(data.get('status'))[:40]!r}"
+    sample = data.get("sample")
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
+        return "its sample is not a whole number"
+    if data.get("judge") is not None and not isinstance(data.get("judge"), str):
+        return "its judge is not text"
+    try:
+        return Record.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        return f"not a record ({exc})"
+
+
 def read_records(path: Path) -> Iterator[Record]:
     """Every whole record of a journal, in order; a torn or foreign line is skipped."""
     if not path.exists():
@@ -101,11 +135,9 @@ def read_records(path: Path) -> Iterator[Record]:
         for line in handle:
             if not line.endswith(b"\n"):
                 return  # the torn last line of a killed run
-            try:
-                data = orjson.loads(line)
-                yield Record.from_dict(data)
-            except (orjson.JSONDecodeError, TypeError, ValueError):
-                continue
+            record = parse_record(line)
+            if isinstance(record, Record):
+                yield record
 
 
 def _key_number(key: str) -> int:
@@ -113,29 +145,57 @@ def _key_number(key: str) -> int:
     return int(key[:16], 16)
 
 
-def _contains(keys: npt.NDArray[np.uint64], number: int) -> bool:
+def fingerprint_number(fingerprint: str | None) -> int:
+    """A row fingerprint as a 64-bit number; 0 when unknown (journals written before
+    fingerprints were kept)."""
+    if not fingerprint:
+        return 0
+    try:
+        return int(fingerprint[:8], 16) << 32 | (int(fingerprint[8:] or "0", 16) & 0xFFFFFFFF)
+    except ValueError:
+        return 0
+
+
+def _find(keys: npt.NDArray[np.uint64], number: int) -> int:
+    """The index of `number` in sorted `keys`, or -1."""
     if keys.size == 0:
-        return False
+        return -1
     at = int(np.searchsorted(keys, np.uint64(number)))
-    return at < keys.size and int(keys[at]) == number
+    return at if at < keys.size and int(keys[at]) == number else -1
 
 
-def _load_keys(path: Path) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+@dataclass(frozen=True)
+class _Done:
+    """Requests earlier runs finished, as sorted arrays: 16 bytes a request (its key's
+    first 64 bits and its row's fingerprint), however long the journal."""
+
+    finished: npt.NDArray[np.uint64]
+    finished_prints: npt.NDArray[np.uint64]
+    failed: npt.NDArray[np.uint64]
+
+
+def _load_keys(path: Path) -> _Done:
     """The requests a journal holds as finished and as failed (the last record of a key
-    decides), as sorted arrays: memory stays at 8 bytes a key, however long the run."""
+    decides), with the fingerprint of the row each finished one graded."""
     numbers = array("Q")
+    prints = array("Q")
     failed = array("b")
     for record in read_records(path):
         numbers.append(_key_number(record.key))
+        prints.append(fingerprint_number(record.fingerprint))
         failed.append(record.status == FAILED)
     if not numbers:
         empty = np.empty(0, dtype=np.uint64)
-        return empty, empty
+        return _Done(empty, empty, empty)
     keys = np.frombuffer(numbers, dtype=np.uint64)
     last = _last_occurrences(keys)
     finals = keys[last]
+    final_prints = np.frombuffer(prints, dtype=np.uint64)[last]
     is_failed = np.frombuffer(failed, dtype=np.int8)[last].astype(bool)
-    return np.sort(finals[~is_failed]), np.sort(finals[is_failed])
+    order = np.argsort(finals[~is_failed], kind="stable")
+    return _Done(
+        finals[~is_failed][order], final_prints[~is_failed][order], np.sort(finals[is_failed])
+    )
 
 
 def _last_occurrences(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
@@ -163,29 +223,58 @@ def iter_latest(path: Path) -> Iterator[Record]:
             yield record
 
 
-class Journal:
-    """The append side: open (locked), load what is done, append batches durably."""
+class OutLock:
+    """The results folder's lock: one writer at a time, held until every output is final.
 
-    def __init__(self, out_dir: Path, *, fresh: bool = False) -> None:
-        self.path = out_dir / JOURNAL
+    Every command that writes into OUT (grade, preview, sessions --out) takes it; a
+    second one fails at once with one line. It is an advisory `flock` on `OUT/.lock`,
+    released by the kernel if the holder dies."""
+
+    def __init__(self, out_dir: Path) -> None:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            self._lock = open(out_dir / _LOCK, "a")  # noqa: SIM115 - held for the run
+            self._handle: IO[str] | None = open(out_dir / _LOCK, "a")  # noqa: SIM115
         except OSError as exc:
             raise JournalError(f"cannot use {out_dir}: {exc.strerror or exc}") from None
         try:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._lock.close()
+            self._handle.close()
+            self._handle = None
             raise JournalError(
-                f"another judge-engine run is using {out_dir} (remove it or wait)"
+                f"another judge-engine command is using {out_dir} (wait for it to end)"
             ) from None
+
+    def release(self) -> None:
+        if self._handle is not None:
+            try:
+                fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._handle.close()
+                self._handle = None
+
+    def __enter__(self) -> OutLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Journal:
+    """The append side: open, load what is done, append batches durably.
+
+    It holds OUT's lock (its own, or the `lock` its caller holds for longer)."""
+
+    def __init__(self, out_dir: Path, *, fresh: bool = False, lock: OutLock | None = None) -> None:
+        self.path = out_dir / JOURNAL
+        self._own_lock = lock is None
+        self._lock = lock if lock is not None else OutLock(out_dir)
         self._handle: IO[bytes] | None = None
         try:
             if fresh and self.path.exists():
                 self.path.unlink()
             self._truncate_torn_tail()
-            self._finished, self._failed = _load_keys(self.path)
+            self._done = _load_keys(self.path)
             self._handle = open(self.path, "ab")  # noqa: SIM115
         except OSError as exc:
             self.close()
@@ -219,16 +308,22 @@ class Journal:
     @property
     def known(self) -> int:
         """How many requests earlier runs finished (verdict, failure or skip)."""
-        return int(self._finished.size + self._failed.size)
+        return int(self._done.finished.size + self._done.failed.size)
 
     def is_done(self, key: str, *, retry_failed: bool = False) -> bool:
         """Whether an earlier run finished this request (a failure counts unless
         `retry_failed`). Keys finished in this run are not looked up: sessions are
         unique within a run, so a run meets each key once."""
+        return self.lookup(key, retry_failed=retry_failed)[0]
+
+    def lookup(self, key: str, *, retry_failed: bool = False) -> tuple[bool, int]:
+        """Whether an earlier run finished this request, and the fingerprint of the row
+        it graded (0: unknown, or not a verdict)."""
         number = _key_number(key)
-        if _contains(self._finished, number):
-            return True
-        return not retry_failed and _contains(self._failed, number)
+        at = _find(self._done.finished, number)
+        if at != -1:
+            return True, int(self._done.finished_prints[at])
+        return (not retry_failed and _find(self._done.failed, number) != -1), 0
 
     def append(self, records: list[Record]) -> None:
         """Write a batch and make it durable (flush + fsync) before returning."""
@@ -246,7 +341,5 @@ class Journal:
             with contextlib.suppress(OSError):  # a full disk fails the flush; the lines are written
                 self._handle.close()
             self._handle = None
-        try:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
-        finally:
-            self._lock.close()
+        if self._own_lock:
+            self._lock.release()

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import os
 import re
+import sys
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover - exercised on 3.10 only
+    from typing_extensions import Self
 
 import orjson
 
@@ -29,6 +36,7 @@ from .journal import (
     JournalError,
     Record,
     iter_latest,
+    parse_record,
     request_key,
 )
 from .sessions import Rejection
@@ -70,7 +78,7 @@ class JsonlWriter:
         with contextlib.suppress(OSError):
             self._handle.close()
 
-    def __enter__(self) -> JsonlWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -83,15 +91,55 @@ class JsonlWriter:
 
 
 class RejectLog(JsonlWriter):
-    """`OUT/rejected.jsonl`, rewritten by every run (re-reading re-rejects the same rows)."""
+    """`OUT/rejected.jsonl`: every run adds the rows it rejects, and never wipes what
+    another run wrote. A row rejected again for the same reason (the same command run
+    twice) is counted but not written twice."""
 
     def __init__(self, out_dir: Path) -> None:
-        super().__init__(out_dir / "rejected.jsonl")
+        path = out_dir / "rejected.jsonl"
+        self._known = self._read_known(path)
+        super().__init__(path, append=True)
         self.reasons: Counter[str] = Counter()
 
+    @staticmethod
+    def _identity(source: Any, row: Any, reason: Any, session_id: Any) -> int:
+        text = f"{source}\x1f{row}\x1f{reason}\x1f{session_id}"
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+    @classmethod
+    def _read_known(cls, path: Path) -> set[int]:
+        known: set[int] = set()
+        try:
+            with open(path, "rb") as handle:
+                for line in handle:
+                    try:
+                        data = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        continue  # a torn line of a killed run
+                    if isinstance(data, dict):
+                        known.add(
+                            cls._identity(
+                                data.get("source"),
+                                data.get("row"),
+                                data.get("reason"),
+                                data.get("session_id"),
+                            )
+                        )
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise JournalError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return known
+
     def add(self, rejection: Rejection) -> None:
-        self.write(rejection.to_dict())
         self.reasons[rejection.reason] += 1
+        identity = self._identity(
+            rejection.source, rejection.row, rejection.reason, rejection.session_id
+        )
+        if identity in self._known:
+            return
+        self._known.add(identity)
+        self.write(rejection.to_dict())
 
 
 # --- score columns ----------------------------------------------------------------
@@ -224,25 +272,45 @@ def export(out_dir: Path, to: str, target: Path | None = None) -> tuple[Path, in
     suffix = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "braintrust": ".jsonl"}[to]
     name = "scores-braintrust" if to == "braintrust" else "scores-by-session"
     path = target or out_dir / f"{name}{suffix}"
-    if to == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    # Written beside the target and renamed over it: a kill never leaves a truncated
+    # file that looks complete.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if to == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows), path)
-    elif to == "csv":
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["session_id"])
-            writer.writeheader()
-            writer.writerows(rows)
-    elif to == "jsonl":
-        with open(path, "wb") as handle:
-            for row in rows:
-                handle.write(orjson.dumps(row) + b"\n")
-    else:
-        with open(path, "wb") as handle:
-            for row in rows:
-                handle.write(orjson.dumps(_braintrust_row(row, slots)) + b"\n")
+            pq.write_table(pa.Table.from_pylist(rows), temporary)
+        elif to == "csv":
+            with open(temporary, "w", newline="", encoding="utf-8") as handle:
+                fields = list(rows[0]) if rows else ["session_id"]
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
+        else:
+            with open(temporary, "wb") as handle:
+                for row in rows:
+                    line = _braintrust_row(row, slots) if to == "braintrust" else row
+                    handle.write(orjson.dumps(line) + b"\n")
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
     return path, len(rows)
+
+
+#: A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A value fit for a CSV cell that a spreadsheet will open: text that would start a
+    formula (a judge's reasoning, a session id from a trace) gets a leading quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _braintrust_row(row: dict[str, Any], slots: list[str]) -> dict[str, Any]:
@@ -314,10 +382,9 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> Verification:
                 report.torn_tail = True
                 break
             report.records += 1
-            try:
-                record = Record.from_dict(orjson.loads(line))
-            except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
-                problem(f"journal line {number}: unreadable ({exc})")
+            record = parse_record(line)
+            if not isinstance(record, Record):
+                problem(f"journal line {number}: skipped, {record}")
                 continue
             expected = request_key(
                 record.session_id,
@@ -344,12 +411,15 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> Verification:
             else:
                 problem(f"journal line {number}: unknown status {record.status!r}")
             seen = statuses.setdefault(record.key, [])
-            if record.status == OK and OK in seen:
+            # A second verdict is a duplicate, unless the row changed in between and
+            # it was graded again (--regrade-changed): then its fingerprint differs.
+            graded = f"{OK}:{record.fingerprint}"
+            if record.status == OK and graded in seen:
                 problem(
                     f"journal line {number}: a second verdict for session "
                     f"{record.session_id} slot {record.slot} (duplicated)"
                 )
-            seen.append(record.status)
+            seen.append(graded if record.status == OK else record.status)
     report.keys = len(statuses)
 
     expected_rows = {

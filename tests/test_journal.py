@@ -68,7 +68,7 @@ def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(tmp_path: Pa
 def test_fresh_forgets_and_two_runs_cannot_share_a_folder(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     journal.append([_record("a")])
-    with pytest.raises(JournalError, match="another judge-engine run"):
+    with pytest.raises(JournalError, match="another judge-engine command"):
         Journal(tmp_path)
     journal.close()
     fresh = Journal(tmp_path, fresh=True)

@@ -19,12 +19,15 @@ module is scrubbed of it and of credential shapes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import random
 import time
 import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -146,6 +149,7 @@ class Gateway:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 60.0,
         max_pause_s: float = MAX_HINT_S,
+        pace_file: Path | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.url, self._basic_auth = endpoint_url(base_url)
@@ -156,7 +160,10 @@ class Gateway:
         self.printable_url = safe_url(base_url)
         self._api_key = api_key or ""
         self._timeout_s = timeout_s
-        self.pacer = RequestPacer(rpm)
+        #: Where the time of the latest request is kept, so that `--rpm` holds across a
+        #: restart: the next run's pacer starts from it.
+        self._pace_file = pace_file
+        self.pacer = RequestPacer(rpm, _read_time(pace_file) if pace_file else None)
         self.user_tpm = tpm
         self.tokens: TokenWindow | None = TokenWindow(tpm) if tpm else None
         self.limit = AdaptiveLimit(concurrency)
@@ -327,6 +334,8 @@ class Gateway:
                 )
             entry = await self.tokens.acquire(estimated_tokens) if self.tokens else None
             self.stats.sent += 1
+            if self._pace_file is not None and self.pacer.rpm:
+                _write_time(self._pace_file)
             started = time.monotonic()
             try:
                 async with session.post(
@@ -468,6 +477,21 @@ class Gateway:
             status=status,
             retryable=False,
         )
+
+
+def _read_time(path: Path) -> float | None:
+    try:
+        value = float(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    return value if math.isfinite(value) and value < time.time() + 60 else None
+
+
+def _write_time(path: Path) -> None:
+    """Record now as the latest request's time (not fsync'd: a process killed keeps its
+    page cache; only a power loss could lose it)."""
+    with contextlib.suppress(OSError):
+        path.write_text(f"{time.time():.6f}\n", encoding="ascii")
 
 
 async def _read_capped(response: aiohttp.ClientResponse, status: int) -> bytes:

@@ -36,9 +36,12 @@ class RequestPacer:
     is raised by 5% after every minute without such a refusal, in case it was low.
     """
 
-    def __init__(self, rpm: float | None) -> None:
+    def __init__(self, rpm: float | None, last_sent: float | None = None) -> None:
         self.user_rpm = rpm
         self.rpm: float | None = None
+        #: The wall-clock time of the previous run's last request, if known: the first
+        #: request here keeps the spacing from it (a restart is no burst).
+        self._last_sent = last_sent
         #: Where the rate came from: "user", "server", "estimate" or None.
         self.source: str | None = None
         self._limiter: AsyncLimiter | None = None
@@ -75,8 +78,14 @@ class RequestPacer:
             self._estimated_at = now
 
     async def wait(self) -> None:
-        if self._limiter is not None:
-            await self._limiter.acquire()
+        if self._limiter is None:
+            return
+        if self._last_sent is not None and self.rpm:
+            gap = self._last_sent + 60.0 / (self.rpm * _MARGIN) - time.time()
+            self._last_sent = None
+            if gap > 0:
+                await anyio.sleep(min(gap, 60.0 / (self.rpm * _MARGIN)))
+        await self._limiter.acquire()
 
 
 @dataclass(slots=True)

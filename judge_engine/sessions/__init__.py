@@ -96,7 +96,7 @@ def parse_row(
         return Rejection(
             raw.source, raw.row, "unknown_schema", f"columns ({columns}) match no known format"
         )
-    ref = SourceRef(raw.source, raw.row, adapter.name)
+    ref = SourceRef(raw.source, raw.row, adapter.name, raw.fingerprint)
     try:
         return adapter.parse(raw.data, ref, Hints(agent_model, raw.hub_config))
     except BadRow as bad:

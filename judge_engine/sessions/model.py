@@ -66,11 +66,14 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class SourceRef:
-    """Where a session came from: the source as given, the row's 0-based index, the format."""
+    """Where a session came from: the source as given, the row's 0-based index, the
+    format, and a fingerprint of the row's content (a checksum of its bytes: a session
+    graded before whose row has changed since is told apart by it)."""
 
     source: str
     row: int
     format: str
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True, slots=True)

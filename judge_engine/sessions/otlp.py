@@ -34,7 +34,7 @@ from typing import Any
 
 from . import otel
 from .model import BadRow, Hints, Rejection, Session, SourceRef
-from .sources import RawRow
+from .sources import RawRow, fingerprint_of
 
 FORMAT = "otlp"
 _SESSION_KEYS = ("session.id", "gen_ai.conversation.id")
@@ -253,7 +253,8 @@ class Assembler:
         group = self._open.pop(key)
         if key[0] == "trace":
             self._done.add(_digest("trace\x1f" + key[1]))
-        return RawRow(group.source, group.row, group.row_data())
+        data = group.row_data()
+        return RawRow(group.source, group.row, data, fingerprint=fingerprint_of(data))
 
 
 def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:

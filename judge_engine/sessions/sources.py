@@ -12,6 +12,7 @@ import glob
 import os
 import socket
 import sys
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +42,78 @@ class RawRow:
     data: Mapping[str, Any]
     #: The hub config the row came from (Hermes uses it as the agent model).
     hub_config: str | None = None
+    #: A checksum of the row's content ("" until taken: see `fingerprint`).
+    fingerprint: str = ""
 
 
-def expand(specs: Sequence[str]) -> list[str]:
-    """Resolve folders and globs to files; check that every source exists."""
+def fingerprint(content: bytes) -> str:
+    """A row's content as a short checksum (CRC-32 and length: cheap, about 3 GB/s, and
+    enough to tell a changed row from the same one; it guards against accidents, not
+    attackers)."""
+    return f"{zlib.crc32(content):08x}{len(content):x}"
+
+
+def fingerprint_of(data: Mapping[str, Any]) -> str:
+    """The fingerprint of a decoded row (Parquet, the hub, an assembled OTLP session)."""
+    try:
+        content = orjson.dumps(
+            data, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+        )
+    except (TypeError, orjson.JSONEncodeError):
+        content = repr(data).encode("utf-8", "replace")
+    return fingerprint(content)
+
+
+#: Files a results folder holds: never read as sources when a folder or glob is
+#: expanded (a results folder inside a source folder would feed a run its own output).
+RESULT_FILES = frozenset(
+    {
+        "journal.jsonl",
+        "scores.jsonl",
+        "rejected.jsonl",
+        "requests.jsonl",
+        "summary.json",
+        "run.json",
+        "scores-by-session.jsonl",
+        "scores-by-session.parquet",
+        "scores-by-session.csv",
+        "scores-braintrust.jsonl",
+    }
+)
+
+
+def _results_folder(folder: Path) -> bool:
+    """Whether a folder is a judge-engine results folder (it holds OUT's lock file or a
+    journal)."""
+    return (folder / ".judge-engine.lock").exists() or (folder / "journal.jsonl").exists()
+
+
+def _wanted(path: Path, top: Path, excluded: Sequence[Path], seen: dict[Path, bool]) -> bool:
+    """Whether a file found under `top` (the folder given, or a glob's folder) is a
+    source: not a results file, not in an excluded folder, and not in a results folder
+    below `top`."""
+    if path.name in RESULT_FILES or path.name.endswith(".tmp"):
+        return False
+    resolved = path.resolve()
+    if any(resolved.is_relative_to(folder) for folder in excluded):
+        return False
+    for parent in path.parents:
+        if parent == top or not parent.is_relative_to(top):
+            break
+        if parent not in seen:  # one look per folder, however many files it holds
+            seen[parent] = _results_folder(parent)
+        if seen[parent]:
+            return False
+    return True
+
+
+def expand(specs: Sequence[str], exclude: Sequence[Path] = ()) -> list[str]:
+    """Resolve folders and globs to files; check that every source exists.
+
+    Expanding a folder or a glob leaves out results folders (and the `exclude` ones,
+    the run's own OUT) and results files by name; a file named outright is read."""
+    excluded = [folder.resolve() for folder in exclude]
+    seen: dict[Path, bool] = {}
     out: list[str] = []
     for spec in specs:
         if spec == "-" or spec.startswith(_HUB_PREFIX):
@@ -53,7 +122,9 @@ def expand(specs: Sequence[str]) -> list[str]:
         path = Path(spec)
         if path.is_dir():
             found = sorted(
-                str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)
+                str(p)
+                for p in path.rglob("*")
+                if p.is_file() and p.name.endswith(SUFFIXES) and _wanted(p, path, excluded, seen)
             )
             if not found:
                 raise SourceError(f"folder {spec} holds no {', '.join(SUFFIXES)} files")
@@ -61,7 +132,11 @@ def expand(specs: Sequence[str]) -> list[str]:
         elif path.is_file():
             out.append(spec)
         elif glob.has_magic(spec):
-            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            found = sorted(
+                p
+                for p in glob.glob(spec, recursive=True)
+                if os.path.isfile(p) and _wanted(Path(p), Path(p).parent.parent, excluded, seen)
+            )
             if not found:
                 raise SourceError(f"no file matches {spec}")
             out.extend(found)
@@ -118,7 +193,7 @@ def _decode(line: bytes, source: str, row: int) -> RawRow | Rejection:
         return Rejection(
             source, row, "unknown_schema", f"row is a JSON {type(data).__name__}, not an object"
         )
-    return RawRow(source, row, data)
+    return RawRow(source, row, data, fingerprint=fingerprint(line.rstrip(b"\r\n")))
 
 
 def _jsonl_rows(handle: IO[bytes], source: str) -> Iterator[RawRow | Rejection]:
@@ -137,7 +212,7 @@ def _json_rows(path: str) -> Iterator[RawRow | Rejection]:
     if isinstance(whole, list):
         for row, item in enumerate(whole):
             if isinstance(item, dict):
-                yield RawRow(path, row, item)
+                yield RawRow(path, row, item, fingerprint=fingerprint_of(item))
             else:
                 yield Rejection(
                     path,
@@ -146,7 +221,7 @@ def _json_rows(path: str) -> Iterator[RawRow | Rejection]:
                     f"row is a JSON {type(item).__name__}, not an object",
                 )
     elif isinstance(whole, dict):
-        yield RawRow(path, 0, whole)
+        yield RawRow(path, 0, whole, fingerprint=fingerprint(data))
     else:
         for row, line in enumerate(data.splitlines()):
             if line.strip():
@@ -164,7 +239,7 @@ def _parquet_rows(path: str) -> Iterator[RawRow | Rejection]:
         row = 0
         for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
             for item in batch.to_pylist():
-                yield RawRow(path, row, item)
+                yield RawRow(path, row, item, fingerprint=fingerprint_of(item))
                 row += 1
     except (pa.ArrowException, OSError) as exc:
         raise SourceError(f"cannot read Parquet file {path}: {exc}") from None
@@ -196,7 +271,7 @@ def _hub_rows(spec: str) -> Iterator[RawRow | Rejection]:
             item = next(iterator, None)
             if item is None:
                 return
-            yield RawRow(spec, row, item, hub_config=config)
+            yield RawRow(spec, row, item, hub_config=config, fingerprint=fingerprint_of(item))
             row += 1
     except Exception as exc:
         reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
