@@ -26,7 +26,16 @@ from .pricing import parse_price
 from .prompt import DEFAULT_MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS, BudgetError, render_request
 from .redact import Secrets
 from .rubrics import RubricError, RubricSet
-from .sessions import FORMATS, Census, Rejection, Session, SourceError, expand, read_sessions
+from .sessions import (
+    DEFAULT_MAX_ROW_MB,
+    FORMATS,
+    Census,
+    Rejection,
+    Session,
+    SourceError,
+    expand,
+    read_sessions,
+)
 from .sessions.fidelity import MEASURES
 from .sinks import EXPORT_FORMATS, JsonlWriter, RejectLog
 
@@ -126,6 +135,13 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         "--agent-model",
         metavar="MODEL",
         help="the agent model for rows that name none (e.g. Hermes files read locally)",
+    )
+    parser.add_argument(
+        "--max-row-mb",
+        type=_positive_int,
+        default=DEFAULT_MAX_ROW_MB,
+        metavar="MB",
+        help=f"reject rows larger than this, without holding them (default {DEFAULT_MAX_ROW_MB})",
     )
 
 
@@ -427,6 +443,7 @@ _CONFIG_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "quiet": bool,
     "format": str,
     "agent_model": str,
+    "max_row_mb": int,
     "rubrics": str,
     "no_redact": bool,
     "repeats": int,
@@ -556,6 +573,12 @@ the long options, e.g. judge = ["gpt-4.1"], rpm = 500); flags win.""",
     requests.add_argument(
         "--agent-model", metavar="MODEL", help="the agent model for rows that name none"
     )
+    requests.add_argument(
+        "--max-row-mb",
+        type=_positive_int,
+        metavar="MB",
+        help=f"reject rows larger than this, without holding them (default {DEFAULT_MAX_ROW_MB})",
+    )
     run = grade.add_argument_group("the run")
     run.add_argument("--out", metavar="DIR", help="results folder (default out)")
     run.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N sessions")
@@ -667,7 +690,9 @@ def _sessions(args: argparse.Namespace) -> int:
     log = RejectLog(Path(args.out)) if args.out else None
     total = 0
     sources = expand(args.sources, exclude=(Path(args.out),) if args.out else ())
-    for item in read_sessions(sources, fmt=args.format, agent_model=args.agent_model):
+    for item in read_sessions(
+        sources, fmt=args.format, agent_model=args.agent_model, max_row_mb=args.max_row_mb
+    ):
         if isinstance(item, Rejection):
             rejected[item.reason] += 1
             if log:
@@ -728,7 +753,9 @@ def _preview(args: argparse.Namespace) -> int:
     omitted = redactions = 0
     sources = expand(args.sources, exclude=(out,))
     with OutLock(out), RejectLog(out) as log, JsonlWriter(out / "requests.jsonl") as requests:
-        for item in read_sessions(sources, fmt=args.format, agent_model=args.agent_model):
+        for item in read_sessions(
+            sources, fmt=args.format, agent_model=args.agent_model, max_row_mb=args.max_row_mb
+        ):
             if isinstance(item, Rejection):
                 log.add(item)
                 continue
@@ -765,7 +792,10 @@ def _show(args: argparse.Namespace) -> int:
 
     _check_budget(args.max_prompt_tokens)
     rubrics = RubricSet.load(args.rubrics)
-    for item in read_sessions(args.sources, fmt=args.format, agent_model=args.agent_model):
+    found = read_sessions(
+        args.sources, fmt=args.format, agent_model=args.agent_model, max_row_mb=args.max_row_mb
+    )
+    for item in found:
         if isinstance(item, Session) and item.session_id == args.session:
             request = render_request(
                 item,
@@ -885,6 +915,7 @@ def grade_config(args: argparse.Namespace, argv: Sequence[str]) -> tuple[Any, st
         quiet=bool(args.quiet),
         fmt=args.format,
         agent_model=args.agent_model,
+        max_row_mb=args.max_row_mb or DEFAULT_MAX_ROW_MB,
         rubrics_dir=args.rubrics,
         redact=not args.no_redact,
         prices=prices,

@@ -56,7 +56,14 @@ from .prompt import (
 )
 from .redact import Secrets, redact_text
 from .rubrics import Rubric, RubricSet
-from .sessions import Rejection, Session, count_rows, expand, read_sessions
+from .sessions import (
+    DEFAULT_MAX_ROW_MB,
+    Rejection,
+    Session,
+    count_rows,
+    expand,
+    read_sessions,
+)
 from .sinks import SCORES, JsonlWriter, RejectLog, rebuild_scores, score_row
 from .verdict import ModelMismatch, ReplyError, completion, parse_verdict
 
@@ -103,6 +110,8 @@ class GradeConfig:
     quiet: bool = False
     fmt: str | None = None
     agent_model: str | None = None
+    #: Rows larger than this are rejected without being held (`row_too_large`).
+    max_row_mb: int = DEFAULT_MAX_ROW_MB
     rubrics_dir: str | None = None
     redact: bool = True
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
@@ -298,7 +307,12 @@ class _Run:
         return min(total, self.config.limit) if self.config.limit else total
 
     async def _produce(self, send: MemoryObjectSendStream[_Job], sources: list[str]) -> None:
-        items = read_sessions(sources, fmt=self.config.fmt, agent_model=self.config.agent_model)
+        items = read_sessions(
+            sources,
+            fmt=self.config.fmt,
+            agent_model=self.config.agent_model,
+            max_row_mb=self.config.max_row_mb,
+        )
         async with send:
             while not self.stopping():
                 jobs, finished, more = await anyio.to_thread.run_sync(self._next_batch, items)

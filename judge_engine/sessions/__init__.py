@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from . import agenttrace, hermes, openai_chat, otel, otlp
 from .fidelity import Census, census
 from .model import (
@@ -28,16 +30,18 @@ from .model import (
     SourceRef,
     ToolCall,
 )
-from .sources import RawRow, SourceError, count_rows, expand, iter_rows
+from .sources import DEFAULT_MAX_ROW_MB, RawRow, SourceError, count_rows, expand, iter_rows
 
 __all__ = [
     "ADAPTERS",
+    "DEFAULT_MAX_ROW_MB",
     "EVENT",
     "FORMATS",
     "Adapter",
     "BadRow",
     "Census",
     "Hints",
+    "IdSet",
     "Message",
     "Reading",
     "Rejection",
@@ -111,23 +115,55 @@ def parse_row(
         )
 
 
+class IdSet:
+    """Session ids seen in a run, exactly, at about 8 bytes an id: a 64-bit hash each,
+    kept in a sorted numpy array, with the latest ones in a small Python set merged into
+    it now and then (a Python set alone costs about 70 bytes an id)."""
+
+    _MERGE = 1 << 16
+
+    def __init__(self) -> None:
+        self._sorted = np.empty(0, dtype=np.uint64)
+        self._recent: set[int] = set()
+
+    def add(self, session_id: str) -> bool:
+        """Add an id; False if it was there already."""
+        digest = hashlib.blake2b(session_id.encode(), digest_size=8).digest()
+        number = int.from_bytes(digest, "big")
+        if number in self._recent:
+            return False
+        if self._sorted.size:
+            at = int(np.searchsorted(self._sorted, np.uint64(number)))
+            if at < self._sorted.size and int(self._sorted[at]) == number:
+                return False
+        self._recent.add(number)
+        if len(self._recent) >= self._MERGE:
+            merged = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
+            self._sorted = np.sort(np.concatenate((self._sorted, merged)))
+            self._recent = set()
+        return True
+
+    def __len__(self) -> int:
+        return int(self._sorted.size) + len(self._recent)
+
+
 def read_sessions(
     sources: Sequence[str],
     *,
     fmt: str | None = None,
     agent_model: str | None = None,
+    max_row_mb: int = DEFAULT_MAX_ROW_MB,
 ) -> Iterator[Session | Rejection]:
-    """Stream sessions from every source in order; ids must be unique across the run."""
-    # 64-bit hashes, not the ids: 8 bytes of key a session whatever the ids' length.
-    seen: set[int] = set()
-    assembler = otlp.Assembler()
+    """Stream sessions from every source in order; ids must be unique across the run.
+    Rows over `max_row_mb` are rejected (`row_too_large`) without being held."""
+    seen = IdSet()
+    max_row_bytes = max_row_mb << 20
+    assembler = otlp.Assembler(max_row_bytes)
 
     def unique(result: Session | Rejection, raw: RawRow) -> Session | Rejection:
         if not isinstance(result, Session):
             return result
-        digest = hashlib.blake2b(result.session_id.encode(), digest_size=8).digest()
-        number = int.from_bytes(digest, "big")
-        if number in seen:
+        if not seen.add(result.session_id):
             return Rejection(
                 raw.source,
                 raw.row,
@@ -135,7 +171,6 @@ def read_sessions(
                 "this session id was already read in this run",
                 result.session_id,
             )
-        seen.add(number)
         return result
 
     def grouped(pieces: Iterator[RawRow | Rejection]) -> Iterator[Session | Rejection]:
@@ -146,7 +181,7 @@ def read_sessions(
                 yield unique(parse_row(piece, otlp.FORMAT, agent_model), piece)
 
     for spec in expand(sources):
-        for item in iter_rows(spec):
+        for item in iter_rows(spec, max_row_bytes):
             if isinstance(item, Rejection):
                 yield item
                 continue

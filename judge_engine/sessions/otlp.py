@@ -146,6 +146,14 @@ def spans_of(request: Mapping[str, Any], line: int) -> Iterator[dict[str, Any]]:
                     yield _span(span, resource_attrs, line)
 
 
+def raw_size(raw: RawRow) -> int:
+    """The byte size of an export line, read from its fingerprint (checksum and length)."""
+    try:
+        return int(raw.fingerprint[8:] or "0", 16)
+    except ValueError:
+        return 0
+
+
 def file_session_id(source: str) -> str:
     """The session id of a file's spans that carry no id: its name, endings removed."""
     name = Path(source).name
@@ -169,8 +177,15 @@ class _Group:
     span_ids: set[str] = field(default_factory=set)
     parents: set[str] = field(default_factory=set)
     roots: int = 0
+    #: Bytes of export lines its spans came from (each span's share of its line).
+    size: int = 0
+    #: Set once the session passed the row limit: its spans are dropped, not held.
+    too_large: bool = False
 
-    def add(self, span: dict[str, Any]) -> None:
+    def add(self, span: dict[str, Any], share: int) -> None:
+        self.size += share
+        if self.too_large:
+            return
         self.spans.append(span)
         if span["span_id"]:
             self.span_ids.add(span["span_id"])
@@ -193,8 +208,9 @@ def _digest(key: str) -> int:
 class Assembler:
     """Groups the spans of OTLP export lines into sessions (the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_session_bytes: int = 1 << 62) -> None:
         self._open: dict[tuple[str, str], _Group] = {}
+        self._limit = max_session_bytes
         #: Traces already emitted, as 64-bit hashes: 8 bytes a session.
         self._done: set[int] = set()
 
@@ -203,7 +219,9 @@ class Assembler:
         touched: dict[tuple[str, str], _Group] = {}
         late: dict[str, int] = {}
         count = 0
-        for span in spans_of(raw.data, raw.row):
+        spans = list(spans_of(raw.data, raw.row))
+        share = raw_size(raw) // max(1, len(spans))  # each span's part of its line
+        for span in spans:
             count += 1
             attrs = span["attributes"]
             session = next(
@@ -222,16 +240,19 @@ class Assembler:
             if group is None:
                 name = key[1] if key[0] != "file" else file_session_id(raw.source)
                 group = self._open[key] = _Group(name, key[0], raw.source, raw.row)
-            group.add(span)
+            group.add(span, share)
+            if group.size > self._limit and not group.too_large:
+                group.too_large = True
+                group.spans = []  # what was held goes; the session is rejected at its end
             touched[key] = group
         if count == 0:
             yield Rejection(raw.source, raw.row, "no_conversation", "the export line holds no span")
-        for trace, spans in late.items():
+        for trace, number in late.items():
             yield Rejection(
                 raw.source,
                 raw.row,
                 "late_spans",
-                f"{spans} span(s) of trace {trace} arrived after the trace was complete "
+                f"{number} span(s) of trace {trace} arrived after the trace was complete "
                 "and graded as a session",
                 trace,
             )
@@ -239,20 +260,29 @@ class Assembler:
             if key[0] == "trace" and group.complete():
                 yield self._emit(key)
 
-    def end_source(self, source: str) -> Iterator[RawRow]:
+    def end_source(self, source: str) -> Iterator[RawRow | Rejection]:
         """The end of one file: its spans without ids are a session now."""
         if ("file", source) in self._open:
             yield self._emit(("file", source))
 
-    def finish(self) -> Iterator[RawRow]:
+    def finish(self) -> Iterator[RawRow | Rejection]:
         """The end of the input: every session still open, in the order it began."""
         for key in list(self._open):
             yield self._emit(key)
 
-    def _emit(self, key: tuple[str, str]) -> RawRow:
+    def _emit(self, key: tuple[str, str]) -> RawRow | Rejection:
         group = self._open.pop(key)
         if key[0] == "trace":
             self._done.add(_digest("trace\x1f" + key[1]))
+        if group.too_large:
+            return Rejection(
+                group.source,
+                group.row,
+                "row_too_large",
+                f"the session's spans hold {group.size / (1 << 20):,.0f} MB or more, over "
+                f"--max-row-mb {self._limit >> 20:,}: they were read past, never held",
+                group.key,
+            )
         data = group.row_data()
         return RawRow(group.source, group.row, data, fingerprint=fingerprint_of(data))
 

@@ -145,19 +145,29 @@ def expand(specs: Sequence[str], exclude: Sequence[Path] = ()) -> list[str]:
     return out
 
 
-def iter_rows(spec: str) -> Iterator[RawRow | Rejection]:
-    """Every row of one expanded source, in order."""
+#: The largest row read, by default (`--max-row-mb`): a bigger one is a rejected row.
+DEFAULT_MAX_ROW_MB = 128
+#: A Parquet row group larger than this many maximal rows is not read (its rows are
+#: rejected): pyarrow holds a row group's column chunks whole.
+_ROW_GROUP_ROWS = 4
+
+
+def iter_rows(
+    spec: str, max_row_bytes: int = DEFAULT_MAX_ROW_MB << 20
+) -> Iterator[RawRow | Rejection]:
+    """Every row of one expanded source, in order. A row larger than `max_row_bytes`
+    is a rejection (`row_too_large`), read past in bounded chunks, never held."""
     if spec.startswith(_HUB_PREFIX):
         yield from _hub_rows(spec)
     elif spec == "-":
-        yield from _jsonl_rows(sys.stdin.buffer, "-")
+        yield from _jsonl_rows(sys.stdin.buffer, "-", max_row_bytes)
     elif spec.endswith(".parquet"):
-        yield from _parquet_rows(spec)
+        yield from _parquet_rows(spec, max_row_bytes)
     elif spec.endswith(".json"):
-        yield from _json_rows(spec)
+        yield from _json_rows(spec, max_row_bytes)
     else:
         with open(spec, "rb") as handle:
-            yield from _jsonl_rows(handle, spec)
+            yield from _jsonl_rows(handle, spec, max_row_bytes)
 
 
 def count_rows(spec: str) -> int | None:
@@ -196,14 +206,42 @@ def _decode(line: bytes, source: str, row: int) -> RawRow | Rejection:
     return RawRow(source, row, data, fingerprint=fingerprint(line.rstrip(b"\r\n")))
 
 
-def _jsonl_rows(handle: IO[bytes], source: str) -> Iterator[RawRow | Rejection]:
-    for row, line in enumerate(handle):
-        if not line.isspace():  # strip() would copy a row of many megabytes
+def _too_large(source: str, row: int, size: int, limit: int, what: str = "row") -> Rejection:
+    return Rejection(
+        source,
+        row,
+        "row_too_large",
+        f"the {what} holds {size / (1 << 20):,.0f} MB or more, over --max-row-mb "
+        f"{limit >> 20:,}: it was read past, never held",
+    )
+
+
+def _jsonl_rows(handle: IO[bytes], source: str, limit: int) -> Iterator[RawRow | Rejection]:
+    row = 0
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            size = len(line)
+            while True:  # read past the rest of the row, a chunk at a time
+                rest = handle.readline(1 << 20)
+                size += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield _too_large(source, row, size, limit)
+        elif not line.isspace():  # strip() would copy a row of many megabytes
             yield _decode(line, source, row)
+        row += 1
 
 
-def _json_rows(path: str) -> Iterator[RawRow | Rejection]:
-    """A .json file: one array of rows, one object, or (as on the hub) JSON lines."""
+def _json_rows(path: str, limit: int) -> Iterator[RawRow | Rejection]:
+    """A .json file: one array of rows, one object, or (as on the hub) JSON lines. A
+    file over the row limit is read as JSON lines, so its rows stay bounded."""
+    if os.path.getsize(path) > limit:
+        with open(path, "rb") as handle:
+            yield from _jsonl_rows(handle, path, limit)
+        return
     data = Path(path).read_bytes()
     try:
         whole = orjson.loads(data)
@@ -228,7 +266,10 @@ def _json_rows(path: str) -> Iterator[RawRow | Rejection]:
                 yield _decode(line, path, row)
 
 
-def _parquet_rows(path: str) -> Iterator[RawRow | Rejection]:
+def _parquet_rows(path: str, limit: int) -> Iterator[RawRow | Rejection]:
+    """A Parquet file a few rows at a time, row group by row group. A row group larger
+    than a few maximal rows is not read at all (pyarrow would hold it whole): its rows
+    are rejected, each with the group's size."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -237,10 +278,18 @@ def _parquet_rows(path: str) -> Iterator[RawRow | Rejection]:
         # grows with the file. Without it memory stays flat, whatever the file's size.
         parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
         row = 0
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
-            for item in batch.to_pylist():
-                yield RawRow(path, row, item, fingerprint=fingerprint_of(item))
-                row += 1
+        for group in range(parquet.metadata.num_row_groups):
+            meta = parquet.metadata.row_group(group)
+            size = int(meta.total_byte_size)
+            if size > _ROW_GROUP_ROWS * limit or size > limit * max(1, meta.num_rows):
+                for _ in range(meta.num_rows):
+                    yield _too_large(path, row, size, limit, f"row group {group}")
+                    row += 1
+                continue
+            for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH, row_groups=[group]):
+                for item in batch.to_pylist():
+                    yield RawRow(path, row, item, fingerprint=fingerprint_of(item))
+                    row += 1
     except (pa.ArrowException, OSError) as exc:
         raise SourceError(f"cannot read Parquet file {path}: {exc}") from None
 
