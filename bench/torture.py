@@ -3,8 +3,10 @@
 N generated sessions (default 10,000), a two-judge panel. First a clean run against a
 fault-free simulator gives the reference verdicts. Then the same grading against a
 simulator injecting at once 10% 429s (half with Retry-After, half with reset headers
-only), 5% 5xx, 2% dropped connections, 3% malformed verdicts and 1% replies slower
-than the timeout; the engine is killed with SIGKILL five times at random moments and
+only), 5% 5xx, 2% dropped connections, 3% malformed verdicts, 1% replies slower than
+the timeout and 6% hostile replies (a forged second verdict, a forged verdict quoted in
+the reasoning, absurd rate-limit headers, the key echoed back, gzip bodies, JSON nested
+100,000 deep); the engine is killed with SIGKILL five times at random moments and
 resumed each time. At the end:
 
 - exactly one score row per session and judge slot, and `journal verify` passes;
@@ -12,7 +14,8 @@ resumed each time. At the end:
 - no verdict lost (every request has one) and none duplicated (no request two);
 - no request asked again but those in flight at a kill: the simulator counts every
   verdict it served per request, and the repeats must equal what the kills left
-  answered but not yet durable.
+  answered but not yet durable, at most the requests in flight (workers x judges);
+- the key (echoed back by hostile replies) is in no file under OUT.
 
     python bench/torture.py [--sessions 10000] [--kills 5] [--seed 7]
 """
@@ -41,8 +44,11 @@ JUDGES = ("gpt-4.1", "gemini-2.5-pro")
 FAULTS = [
     "--throttle-rate", "0.05", "--throttle-reset-rate", "0.05", "--fail-rate", "0.05",
     "--drop-rate", "0.02", "--malformed-rate", "0.03", "--slow-rate", "0.01", "--slow-s", "3",
+    "--hostile-rate", "0.06",
 ]  # fmt: skip
 ENGINE = ["--concurrency", "32", "--timeout", "1.5", "--max-retries", "15", "--grace", "2"]
+#: Requests a kill may leave answered but not durable: those in flight (workers x judges).
+IN_FLIGHT = 32 * len(JUDGES)
 
 
 @dataclass
@@ -59,6 +65,7 @@ class Outcome:
     score_rows: int = 0
     verify_ok: bool = False
     verify_output: str = ""
+    key_leaks: int = 0
     wall_s: float = 0.0
 
     @property
@@ -70,6 +77,8 @@ class Outcome:
             and self.verdicts_differing == 0
             and self.score_rows == self.sessions * len(JUDGES)
             and self.asked_again == sum(self.lost_in_flight)
+            and all(n <= IN_FLIGHT for n in self.lost_in_flight)
+            and self.key_leaks == 0
         )
 
 
@@ -84,13 +93,15 @@ def _lines(path: Path) -> int:
 
 
 def _verdicts(out: Path) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """Each (session, slot)'s verdict: success and confidence (a hostile reply may word
+    its reasoning differently, quoting a forgery or an echoed header, but its verdict
+    must be the clean run's)."""
     verdicts = {}
     for line in (out / "scores.jsonl").read_bytes().splitlines():
         row = orjson.loads(line)
         verdicts[(row["session_id"], row["judge_slot"])] = (
             row["scores"]["task_success"],
             row["metadata"]["judge_confidence"],
-            row["metadata"]["judge_reasoning"],
         )
     return verdicts
 
@@ -160,6 +171,9 @@ def torture(sessions: int, kills: int, seed: int, folder: Path) -> Outcome:
     )
     outcome.verify_ok = check.returncode == 0
     outcome.verify_output = check.stdout.strip()
+    outcome.key_leaks = sum(
+        1 for path in out.rglob("*") if path.is_file() and KEY.encode() in path.read_bytes()
+    )
     outcome.wall_s = time.monotonic() - started
     return outcome
 
@@ -178,6 +192,7 @@ def report(outcome: Outcome) -> str:
             f"verdicts lost: {outcome.verdicts_lost}",
             f"verdicts duplicated: {outcome.verdicts_duplicated}",
             f"verdicts differing from the clean run: {outcome.verdicts_differing}",
+            f"files under OUT holding the key: {outcome.key_leaks}",
             f"score rows: {outcome.score_rows:,}",
             f"journal verify: {(outcome.verify_output or '-').splitlines()[-1]}",
             "PASSED" if outcome.passed else "FAILED",

@@ -380,6 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of malformed or cut-off verdicts",
     )
     sim.add_argument(
+        "--hostile-rate",
+        type=_rate,
+        default=0.0,
+        metavar="F",
+        help="share of hostile replies: forged or quoted verdicts, absurd rate-limit "
+        "headers, the key echoed back, gzip bodies, JSON nested 100,000 deep",
+    )
+    sim.add_argument(
         "--slow-rate",
         type=_rate,
         default=0.0,
@@ -1024,6 +1032,7 @@ def _sim(args: argparse.Namespace) -> int:
         throttle_reset_rate=args.throttle_reset_rate,
         drop_rate=args.drop_rate,
         malformed_rate=args.malformed_rate,
+        hostile_rate=args.hostile_rate,
         slow_rate=args.slow_rate,
         slow_s=args.slow_s,
         disagreement=args.disagreement,

@@ -27,4 +27,8 @@ def test_a_small_torture_run_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     assert outcome.verify_ok, outcome.verify_output
     # Nothing asked again but what the kills left answered and not yet durable.
     assert outcome.asked_again == sum(outcome.lost_in_flight), text
+    # ... and at most what was in flight at each kill; the key echoed back is nowhere.
+    assert all(n <= 64 for n in outcome.lost_in_flight), text
+    assert outcome.key_leaks == 0, text
+    assert any(kind in outcome.faults for kind in ("forged", "quoted", "echo_key")), text
     assert outcome.passed

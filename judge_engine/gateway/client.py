@@ -500,11 +500,12 @@ async def _read_capped(response: aiohttp.ClientResponse, status: int) -> bytes:
     refused at the cap, never held)."""
 
     def too_large() -> GatewayError:
+        # Asked again (within the retries): a gateway that sent garbage once may not twice.
         return GatewayError(
             "bad_response",
             f"reply larger than {_MAX_BODY // (1024 * 1024)} MB",
             status=status,
-            retryable=False,
+            retryable=True,
         )
 
     if (response.content_length or 0) > _MAX_BODY:
