@@ -10,7 +10,9 @@ become a session, or repeats a session id already seen in this run, becomes a
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -117,13 +119,14 @@ def parse_row(
 
 class IdSet:
     """Session ids seen in a run, exactly, at about 8 bytes an id: a 64-bit hash each,
-    kept in a sorted numpy array, with the latest ones in a small Python set merged into
-    it now and then (a Python set alone costs about 70 bytes an id)."""
+    kept in a sorted array (looked up by bisection), with the latest ones in a small
+    Python set merged into it now and then (a Python set alone costs about 70 bytes an
+    id)."""
 
     _MERGE = 1 << 16
 
     def __init__(self) -> None:
-        self._sorted = np.empty(0, dtype=np.uint64)
+        self._sorted = array("Q")
         self._recent: set[int] = set()
 
     def add(self, session_id: str) -> bool:
@@ -132,19 +135,25 @@ class IdSet:
         number = int.from_bytes(digest, "big")
         if number in self._recent:
             return False
-        if self._sorted.size:
-            at = int(np.searchsorted(self._sorted, np.uint64(number)))
-            if at < self._sorted.size and int(self._sorted[at]) == number:
-                return False
+        ordered = self._sorted
+        at = bisect.bisect_left(ordered, number)
+        if at < len(ordered) and ordered[at] == number:
+            return False
         self._recent.add(number)
         if len(self._recent) >= self._MERGE:
-            merged = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
-            self._sorted = np.sort(np.concatenate((self._sorted, merged)))
+            merged = np.concatenate(
+                (
+                    np.frombuffer(ordered, dtype=np.uint64),
+                    np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent)),
+                )
+            )
+            merged.sort()
+            self._sorted = array("Q", merged.tobytes())
             self._recent = set()
         return True
 
     def __len__(self) -> int:
-        return int(self._sorted.size) + len(self._recent)
+        return len(self._sorted) + len(self._recent)
 
 
 def read_sessions(
