@@ -679,13 +679,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _scrub(text: str, args: argparse.Namespace) -> str:
-    """Text fit to print: credential shapes and the key's own value removed."""
-    from .redact import redact_text
-
+    """Text fit to print: credential shapes, the key and the base URL's credentials
+    removed."""
     key = os.environ.get(getattr(args, "api_key_env", None) or "OPENAI_API_KEY")
-    if key:
-        text = text.replace(key, "[REDACTED]")
-    return redact_text(text)
+    base_url = getattr(args, "base_url", None) or os.environ.get("OPENAI_BASE_URL")
+    return Secrets(key, base_url).scrub(text)
 
 
 def _sessions(args: argparse.Namespace) -> int:

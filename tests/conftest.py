@@ -78,6 +78,22 @@ def grade_argv(source: str, url: str, out: Path, *extra: str) -> list[str]:
     ]
 
 
+def reset_peak() -> None:
+    """Start this process's peak memory (VmHWM) afresh, so that what a test holds shows
+    (ru_maxrss never goes down, and a child inherits it across exec)."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def memory_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS:, VmHWM:), in MB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 

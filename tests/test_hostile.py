@@ -192,11 +192,14 @@ row = {"id": "huge", "messages": [
 with open(path, "wb") as handle:
     handle.write(orjson.dumps(row) + b"\n")
 del row, body
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(name):
+    return int([l for l in open("/proc/self/status") if l.startswith(name)][0].split()[1])
+open("/proc/self/clear_refs", "w").write("5")  # the peak counts from here
+before = status("VmRSS:")
 session = next(s for s in read_sessions([path]) if isinstance(s, Session))
 request = render_request(session, RubricSet.load()["default"], "j", max_prompt_tokens=32000)
 text = orjson.dumps(request.body).decode()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status("VmHWM:")
 print(orjson.dumps({"tokens": request.prompt_tokens, "final": "FINAL answer" in text,
                     "head": "HEAD" in text, "tail": "TAIL" in text, "secret": secret in text,
                     "growth_mb": (peak - before) / 1024}).decode())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import resource
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from judge_engine.engine import GradeConfig, grade
 from judge_engine.gateway import Gateway, GatewayError
 from judge_engine.verdict import Unparseable, parse_verdict
 
-from .conftest import read_jsonl, write_jsonl
+from .conftest import memory_mb, read_jsonl, reset_peak, write_jsonl
 from .servers import Action, ScriptedServer, error, ok
 
 KEY = "sk-hostile-" + "z9" * 16
@@ -181,7 +180,8 @@ def _gzip_bomb(inflated: int) -> Any:
     "raw", [_chunked_forever(200 << 20), _gzip_bomb(1300 << 20)], ids=["chunked", "gzip"]
 )
 async def test_a_body_past_the_cap_is_refused_not_held(raw: Any) -> None:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reset_peak()
+    before = memory_mb("VmRSS:")
     async with (
         ScriptedServer([Action(raw=raw)]) as server,
         Gateway(server.url, KEY, timeout_s=60) as gateway,
@@ -189,7 +189,7 @@ async def test_a_body_past_the_cap_is_refused_not_held(raw: Any) -> None:
         with pytest.raises(GatewayError) as caught:
             await gateway.send(BODY, 10)
     assert caught.value.kind == "bad_response" and "larger than 16 MB" in str(caught.value)
-    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    grown_mb = memory_mb("VmHWM:") - before
     assert grown_mb < 300  # the 1.3 GB the bomb inflates to was never held
 
 
