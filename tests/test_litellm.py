@@ -137,14 +137,14 @@ async def test_a_panel_grades_through_litellm_and_resumes_with_no_request(
     config = _config(tmp_path, proxy)  # base URL without /v1: the proxy serves both
     result, _ = await grade(config, MASTER_KEY)
     assert result.exit_code == 0, result.message
-    assert result.sessions == 23 and result.rejected == 1
-    assert result.verdicts == 46 and result.failed == 0
+    assert result.sessions == 25 and result.rejected == 1
+    assert result.verdicts == 50 and result.failed == 0
     rows = read_jsonl(tmp_path / "out" / "scores.jsonl")
     by_slot = {r["judge_slot"]: r["scores"]["task_success"] for r in rows}
     assert by_slot == {"judge-a": 1, "judge-b": 0}  # plain and fenced JSON both parsed
     assert {r["usage"]["total_tokens"] for r in rows} == {30}  # LiteLLM's mock usage
     again, _ = await grade(config, MASTER_KEY)
-    assert again.requests_sent == 0 and again.already_done == 23
+    assert again.requests_sent == 0 and again.already_done == 25
 
 
 async def test_litellm_429s_and_500s_are_retried_then_reported(proxy: str, tmp_path: Path) -> None:
