@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from judge_engine import synth
+from judge_engine.testing import synth
 
 KEY = "sk-bench-not-a-real-key"
 BENCHMARKS = ("swebench", "tau2_airline", "tau2_retail", "appworld", "browsecompplus")

@@ -1,4 +1,4 @@
-"""Write the bundled sample sessions (judge_engine/samples/) from judge_engine.synth.
+"""Write the bundled sample sessions (judge_engine/samples/) from judge_engine.testing.synth.
 
 The samples cover every format and every benchmark family, successes and failures,
 several agent models and harnesses, and one broken row (to show rejected.jsonl).
@@ -15,7 +15,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from judge_engine import synth
+from judge_engine.testing import synth
 
 OUT = Path(__file__).resolve().parent.parent / "judge_engine" / "samples"
 

@@ -1018,7 +1018,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from .sim import SimConfig, serve
+    from .testing.sim import SimConfig, serve
 
     config = SimConfig(
         latency_ms=args.latency_ms,

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .engine import GradeConfig, RunResult, grade
-from .sim import BANNER, SimConfig, Simulator
+from .testing.sim import BANNER, SimConfig, Simulator
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 JUDGES = ("gpt-4.1", "claude-opus-4-5")

@@ -15,9 +15,9 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from judge_engine import synth
 from judge_engine.cli import main
-from judge_engine.sim import SimConfig, Simulator
+from judge_engine.testing import synth
+from judge_engine.testing.sim import SimConfig, Simulator
 
 from .conftest import grade_argv, read_jsonl, write_jsonl
 

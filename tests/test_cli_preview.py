@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from judge_engine import synth
 from judge_engine.cli import main
 from judge_engine.prompt import estimate_tokens
+from judge_engine.testing import synth
 
 from .conftest import read_jsonl, write_jsonl, write_parquet
 

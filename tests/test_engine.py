@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from judge_engine import synth
 from judge_engine.engine import GradeConfig, grade
-from judge_engine.sim import SimConfig, Simulator, max_in_window
+from judge_engine.testing import synth
+from judge_engine.testing.sim import SimConfig, Simulator, max_in_window
 
 from .conftest import read_jsonl, write_jsonl
 from .servers import Action, ScriptedServer, error, ok

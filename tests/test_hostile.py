@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from judge_engine import synth
 from judge_engine.prompt import estimate_tokens, render_request
 from judge_engine.rubrics import RubricSet
 from judge_engine.sessions import Message, Rejection, Session, SourceRef, parse_row, read_sessions
 from judge_engine.sessions.sources import RawRow
+from judge_engine.testing import synth
 
 RUBRICS = RubricSet.load()
 BUDGET = 4000

@@ -14,9 +14,9 @@ import orjson
 import pytest
 from aiohttp import web
 
-from judge_engine import synth
 from judge_engine.engine import GradeConfig, grade
 from judge_engine.gateway import Gateway, GatewayError
+from judge_engine.testing import synth
 from judge_engine.verdict import Unparseable, parse_verdict
 
 from .conftest import memory_mb, read_jsonl, reset_peak, write_jsonl

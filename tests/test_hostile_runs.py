@@ -17,13 +17,13 @@ import anyio
 import orjson
 import pytest
 
-from judge_engine import synth
 from judge_engine.cli import main
 from judge_engine.engine import GradeConfig, grade
 from judge_engine.journal import OutLock
 from judge_engine.sessions import Rejection, Session, read_sessions
-from judge_engine.sim import SimConfig, Simulator
 from judge_engine.sinks import export, verify
+from judge_engine.testing import synth
+from judge_engine.testing.sim import SimConfig, Simulator
 
 from .conftest import grade_argv, read_jsonl, write_jsonl, write_parquet
 from .servers import ScriptedServer

@@ -7,7 +7,6 @@ import random
 import orjson
 import pytest
 
-from judge_engine import synth
 from judge_engine.prompt import (
     PROMPT_VERSION,
     BudgetError,
@@ -18,6 +17,7 @@ from judge_engine.prompt import (
 from judge_engine.rubrics import RubricSet
 from judge_engine.sessions import Message, Session, SourceRef, ToolCall, parse_row
 from judge_engine.sessions.sources import RawRow
+from judge_engine.testing import synth
 
 RUBRICS = RubricSet.load()
 

@@ -16,10 +16,10 @@ import anyio
 import orjson
 import pytest
 
-from judge_engine import synth
 from judge_engine.cli import main
 from judge_engine.engine import GradeConfig, grade
-from judge_engine.sim import SimConfig, Simulator
+from judge_engine.testing import synth
+from judge_engine.testing.sim import SimConfig, Simulator
 
 from .conftest import grade_argv, read_jsonl, write_jsonl
 from .servers import Action, ScriptedServer

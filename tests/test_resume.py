@@ -11,8 +11,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from judge_engine import synth
-from judge_engine.sim import SimConfig, Simulator
+from judge_engine.testing import synth
+from judge_engine.testing.sim import SimConfig, Simulator
 
 from .conftest import grade_argv, read_jsonl, write_jsonl
 

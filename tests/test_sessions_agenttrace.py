@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from judge_engine import synth
 from judge_engine.sessions import Rejection, Session, parse_row
 from judge_engine.sessions.sources import RawRow
+from judge_engine.testing import synth
 
 RAW_ROW: dict[str, Any] = {
     "trace_id": "mbpp-0.6B-0002",

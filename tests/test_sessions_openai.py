@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from judge_engine import synth
 from judge_engine.sessions import Rejection, Session, parse_row
 from judge_engine.sessions.sources import RawRow
+from judge_engine.testing import synth
 
 
 def test_generic_rows_keep_tool_calls_and_metadata() -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from judge_engine import synth
 from judge_engine.sessions import Rejection, Session, parse_row
 from judge_engine.sessions.sources import RawRow
+from judge_engine.testing import synth
 
 
 def _json(value: Any) -> str:

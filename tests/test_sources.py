@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from judge_engine import synth
 from judge_engine.sessions import Rejection, Session, SourceError, count_rows, read_sessions
 from judge_engine.sessions.sources import parse_hub_spec
+from judge_engine.testing import synth
 
 from .conftest import read_jsonl, write_jsonl, write_parquet
 

@@ -440,7 +440,7 @@ def otlp_request(spans: list[dict[str, Any]], service: str = "agent") -> dict[st
         "resourceSpans": [
             {
                 "resource": {"attributes": [{"key": "service.name", "value": _typed(service)}]},
-                "scopeSpans": [{"scope": {"name": "judge_engine.synth"}, "spans": spans}],
+                "scopeSpans": [{"scope": {"name": "judge_engine.testing.synth"}, "spans": spans}],
             }
         ]
     }
