@@ -30,7 +30,8 @@ from typing import Any
 
 import orjson
 
-from .journal import JOURNAL, OK, read_records
+from .results import majority as _majority
+from .results import open_results, verdict_of
 from .stats import (
     CI_METHOD,
     bootstrap_ci,
@@ -69,32 +70,34 @@ class Verdicts:
     labels: dict[str, int] = field(default_factory=dict)
 
 
-def load(out_dir: Path) -> Verdicts:
-    journal = out_dir / JOURNAL
-    if not journal.exists():
-        raise FileNotFoundError(f"{out_dir} holds no {JOURNAL}: grade into it first")
-    latest: dict[tuple[str, str, int], tuple[str, int, str | None]] = {}
+def load(out_dir: Path, *, all_judges: bool = False) -> Verdicts:
+    """The verdicts of OUT through the one read model (`results`): the latest record of
+    each request, the current panel's slots (or every slot with `all_judges`), judges
+    in panel order."""
+    view = open_results(out_dir, all_judges=all_judges)
     data = Verdicts()
-    for record in read_records(journal):
-        key = (record.session_id, record.slot, record.sample)
-        if record.status != OK or record.judge is None or record.success is None:
-            latest.pop(key, None)  # a later failure replaces an earlier verdict
+    samples: dict[tuple[str, str], dict[int, int]] = {}
+    seen: list[str] = []
+    for record in view.latest():
+        success = verdict_of(record)
+        if success is None or record.judge is None:
             continue
-        latest[key] = (record.judge, record.success, record.confidence)
-        data.groups[record.session_id] = {
-            "benchmark": record.benchmark or "unknown",
-            "harness": record.harness or "unknown",
-        }
+        session = record.session_id
+        data.groups.setdefault(
+            session,
+            {"benchmark": record.benchmark or "unknown", "harness": record.harness or "unknown"},
+        )
         if record.label is not None:
-            data.labels[record.session_id] = record.label
-    for (session, _slot, sample), (judge, success, confidence) in sorted(
-        latest.items(), key=lambda item: item[0][2]
-    ):
-        if judge not in data.judges:
-            data.judges.append(judge)
-        data.samples.setdefault(session, {}).setdefault(judge, []).append(success)
-        if sample == 0:
-            data.first.setdefault(session, {}).setdefault(judge, (success, confidence))
+            data.labels[session] = record.label
+        seen.append(record.judge)
+        samples.setdefault((session, record.judge), {})[record.sample] = success
+        if record.sample == 0:
+            data.first.setdefault(session, {}).setdefault(
+                record.judge, (success, record.confidence)
+            )
+    data.judges = view.judge_order(seen)
+    for (session, judge), by_sample in samples.items():
+        data.samples.setdefault(session, {})[judge] = [by_sample[k] for k in sorted(by_sample)]
     return data
 
 
@@ -125,16 +128,6 @@ def read_labels(path: Path) -> dict[str, int]:
             raise ValueError(f"{path} row {number}: needs session_id and a 0/1 label")
         labels[str(session)] = label
     return labels
-
-
-def _majority(votes: Sequence[int]) -> int | None:
-    counts = Counter(votes)
-    if not counts:
-        return None
-    (top, n), *rest = counts.most_common()
-    if rest and rest[0][1] == n:
-        return None  # a tie: no majority
-    return top
 
 
 def _round(value: float | None) -> float | None:
@@ -295,9 +288,15 @@ def repeats(data: Verdicts) -> dict[str, Any]:
     return out
 
 
-def agree(out_dir: Path, *, by: str = "none", labels_file: Path | None = None) -> dict[str, Any]:
+def agree(
+    out_dir: Path,
+    *,
+    by: str = "none",
+    labels_file: Path | None = None,
+    all_judges: bool = False,
+) -> dict[str, Any]:
     """The whole `agree` report for a results folder."""
-    data = load(out_dir)
+    data = load(out_dir, all_judges=all_judges)
     labels = dict(data.labels)
     source = "the source's label column" if labels else None
     if labels_file is not None:

@@ -7,10 +7,10 @@ and a second run that finds everything done and sends no request.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-from .engine import GradeConfig, RunResult, grade
+from .config import Config
+from .engine import RunResult, grade
 from .testing.sim import BANNER, SimConfig, Simulator
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -29,10 +29,10 @@ async def run_demo(out: Path, *, quiet: bool = False) -> int:
         f"and the fallback {FALLBACKS[0]} for sessions a panel judge produced itself.\n"
     )
     try:
-        config = GradeConfig(
+        config = Config.of(
             sources=(str(SAMPLES),),
-            judges=JUDGES,
-            fallbacks=FALLBACKS,
+            judge=JUDGES,
+            fallback_judge=FALLBACKS,
             base_url=url,
             out=out,
             concurrency=16,
@@ -42,12 +42,12 @@ async def run_demo(out: Path, *, quiet: bool = False) -> int:
         )
         first, summary = await grade(config, _DEMO_KEY)
         print(summary)
-        if first.exit_code == 2:
+        if first.status == "error":
             print(f"error: {first.message}")
             return 2
         _where(first, out)
         print("\nRunning the same command again: a finished run resumes with nothing to do.")
-        second, _ = await grade(replace(config, fresh=False, quiet=True), _DEMO_KEY)
+        second, _ = await grade(config.replace(fresh=False, quiet=True), _DEMO_KEY)
         print(
             f"second run: {second.requests_sent} requests sent, {second.already_done} sessions "
             f"already done, {second.score_rows} score rows"
@@ -57,7 +57,7 @@ async def run_demo(out: Path, *, quiet: bool = False) -> int:
             f"\nthe simulator counted {stats['requests']} requests in all "
             f"(at most {stats['max_requests_per_60s']} in any 60 s; its limit is 1200)"
         )
-        return max(first.exit_code, second.exit_code)
+        return 0 if first.status == second.status == "done" else 1
     finally:
         await simulator.stop()
 

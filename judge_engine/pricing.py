@@ -1,8 +1,11 @@
-"""Prices of common judge models, per million input and output tokens (USD).
+"""Prices of common judge models, per million input and output tokens (USD), and the
+run's cost budget.
 
 In: a model name (any deployment spelling) and token counts; the user's `--price
-MODEL=IN,OUT` overrides. Out: the cost of a request, or None when the price is not
-known. List prices as published by the vendors in 2025; check yours and override.
+MODEL=IN,OUT` overrides; `--max-cost`. Out: the cost of a request, or None when the
+price is not known; and a `Budget` that reserves a request's expected cost before it
+is sent and says when the next one would pass the limit. List prices as published by
+the vendors in 2025; check yours and override.
 """
 
 from __future__ import annotations
@@ -61,6 +64,45 @@ class PriceTable:
         if price is None:
             return None
         return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+
+
+class Budget:
+    """What a run has spent and reserved, against `--max-cost`.
+
+    A request reserves its expected cost (prompt estimate plus an expected verdict)
+    before it is sent, and its real cost is spent when its reply's usage says; the run
+    takes no request that would carry spent plus reserved past the limit. Costs of
+    judges without a price are unknown: the run then cannot say what it spent."""
+
+    def __init__(self, prices: PriceTable, limit: float | None) -> None:
+        self.prices = prices
+        self.limit = limit
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.known = True
+
+    def reserve(self, judge: str, prompt_tokens: int, output_tokens: int) -> float | None:
+        """Hold a request's expected cost; None when it would pass the limit."""
+        expected = self.prices.cost(judge, prompt_tokens, output_tokens)
+        if expected is None:
+            self.known = False
+            return 0.0
+        if self.limit is not None and self.spent + self.reserved + expected > self.limit:
+            return None
+        self.reserved += expected
+        return expected
+
+    def release(self, reserved: float) -> None:
+        self.reserved -= reserved
+
+    def spend(self, judge: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """The cost of a reply's usage, added to what was spent (None: unknown)."""
+        cost = self.prices.cost(judge, prompt_tokens, completion_tokens)
+        if cost is None:
+            self.known = False
+            return None
+        self.spent += cost
+        return cost
 
 
 def parse_price(text: str) -> tuple[str, tuple[float, float]]:

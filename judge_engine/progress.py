@@ -1,8 +1,10 @@
-"""What a run shows while it works and when it ends.
+"""What a run counts, shows while it works, and says when it ends.
 
-In: the run's counters. Out: a tqdm bar on stderr (done/total sessions, verdicts/s,
-in flight, retries, 429s, failures, tokens, cost; hidden by --quiet) and the closing
-summary per judge.
+In: finished journal records, and what the transport and the budget report. Out: a
+`Tally` (per judge: verdicts, successes, failures by reason, skips, tokens, cost), a
+tqdm bar on stderr (done/total sessions, verdicts/s, in flight, retries, 429s,
+failures, tokens, cost, and any pause the server imposed; hidden by --quiet) and the
+closing summary per judge.
 """
 
 from __future__ import annotations
@@ -24,6 +26,46 @@ class JudgeTally:
     skipped: int = 0
     tokens: int = 0
     cost_usd: float = 0.0
+
+
+@dataclass
+class Tally:
+    """The run's counts: what was answered, failed and skipped, per judge and in all."""
+
+    judges: dict[str, JudgeTally] = field(default_factory=dict)
+    verdicts: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retries: int = 0
+    tokens: int = 0
+
+    def judge(self, name: str) -> JudgeTally:
+        tally = self.judges.get(name)
+        if tally is None:
+            tally = self.judges[name] = JudgeTally()
+        return tally
+
+    def count(self, status: str, judge: str, success: int | None, error: str | None) -> None:
+        """A record made durable: `status` is ok, failed or skipped."""
+        if status == "ok":
+            self.verdicts += 1
+            tally = self.judge(judge)
+            tally.verdicts += 1
+            tally.successes += success or 0
+        elif status == "failed":
+            self.failed += 1
+            self.judge(judge).failures[(error or "unknown").split(":")[0]] += 1
+        else:
+            self.skipped += 1
+            self.judge(judge).skipped += 1
+
+    def used(self, judge: str, tokens: int, cost: float | None) -> None:
+        """Tokens (and cost, when known) a reply used."""
+        self.tokens += tokens
+        tally = self.judge(judge)
+        tally.tokens += tokens
+        if cost is not None:
+            tally.cost_usd += cost
 
 
 class Progress:
@@ -49,6 +91,11 @@ class Progress:
         if now - self._shown >= 0.5:
             self._shown = now
             self._bar.set_postfix(status, refresh=False)
+
+    def say(self, text: str) -> None:
+        """A line for the person at the terminal, above the bar (on stderr, even with
+        --quiet: it says what the run is doing about their Ctrl-C)."""
+        tqdm.write(f"judge-engine: {text}", file=sys.stderr)
 
     def refresh(self, status: dict[str, Any]) -> None:
         """Redraw with new figures though no session finished (a pause, a slow reply)."""

@@ -1,7 +1,8 @@
 """The success report: who succeeded where, with intervals, tokens and cost.
 
-In: the verdicts in `OUT/journal.jsonl` (one judge slot, or the majority of the judge
-models per session), the agents' token counts and costs the traces carry, and prices.
+In: the verdicts in `OUT/journal.jsonl`, read through `results` (one judge slot, or
+the majority of the panel's slots per session), the agents' token counts and costs the
+traces carry, and prices.
 Out: tables as Markdown or CSV, and with `--plots DIR` PNG charts:
 
 - success rate per benchmark x harness x agent model, with n and Wilson 95%
@@ -17,15 +18,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .agreement import load as load_agreement
-from .journal import JOURNAL, OK, read_records
 from .pricing import PriceTable
+from .results import Results, majority, open_results, verdict_of
 from .stats import balanced_rate, wilson
 
 
@@ -55,24 +54,12 @@ class Cell:
             self.costs.append(session.cost)
 
 
-def slots(out_dir: Path) -> list[str]:
-    """Judge slots in the journal, in the order of their first verdict."""
-    seen: dict[str, None] = {}
-    for record in read_records(out_dir / JOURNAL):
-        seen.setdefault(record.slot, None)
-    return list(seen)
-
-
-def _sessions(out_dir: Path, slot: str | None, prices: PriceTable) -> list[_Session]:
-    """One row per session: its verdict from `slot`, or the judges' majority (slot None)."""
-    journal = out_dir / JOURNAL
-    if not journal.exists():
-        raise FileNotFoundError(f"{out_dir} holds no {JOURNAL}: grade into it first")
+def _sessions(view: Results, slot: str | None, prices: PriceTable) -> list[_Session]:
+    """One row per session: its verdict from `slot`, or the majority of the panel's
+    slots (slot None); from the latest record of each request (`results`)."""
     facts: dict[str, dict[str, Any]] = {}
-    chosen: dict[str, int] = {}
-    for record in read_records(journal):
-        if record.sample != 0:
-            continue
+    votes: dict[str, dict[str, int | None]] = {}
+    for record in view.latest(first_sample=True):
         fact = facts.setdefault(
             record.session_id,
             {
@@ -89,18 +76,15 @@ def _sessions(out_dir: Path, slot: str | None, prices: PriceTable) -> list[_Sess
             fact["usage"] = record.agent_usage
         if record.agent_cost_usd is not None:
             fact["cost"] = record.agent_cost_usd
-        if slot is not None and record.slot == slot:
-            if record.status == OK and record.success is not None:
-                chosen[record.session_id] = record.success
-            else:
-                chosen.pop(record.session_id, None)
-    if slot is None:
-        data = load_agreement(out_dir)
-        for session, verdicts in data.first.items():
-            votes = Counter(success for success, _ in verdicts.values())
-            ranked = votes.most_common()
-            if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
-                chosen[session] = ranked[0][0]
+        votes.setdefault(record.session_id, {})[record.slot] = verdict_of(record)
+    chosen: dict[str, int] = {}
+    for session, by_slot in votes.items():
+        if slot is not None:
+            success = by_slot.get(slot)
+        else:
+            success = majority([v for v in by_slot.values() if v is not None])
+        if success is not None:
+            chosen[session] = success
     out = []
     for session, success in chosen.items():
         fact = facts[session]
@@ -126,21 +110,28 @@ def build(
     majority: bool = False,
     min_n: int = 10,
     prices: Mapping[str, tuple[float, float]] | None = None,
+    all_judges: bool = False,
 ) -> dict[str, Any]:
     """The report's tables as data."""
-    available = slots(out_dir) if (out_dir / JOURNAL).exists() else []
+    view = open_results(out_dir, all_judges=all_judges)
+    available = view.slot_order(record.slot for record in view.latest(first_sample=True))
     if majority:
         slot = None
-        verdict = "the majority of the judge models (ties left out)"
+        verdict = f"the majority of the judge slots {', '.join(available)} (ties left out)"
     else:
         if slot is None:
             if not available:
-                raise FileNotFoundError(f"{out_dir} holds no {JOURNAL}: grade into it first")
+                raise ValueError(f"{out_dir} holds no verdict of the current panel yet")
             slot = available[0]
         elif slot not in available:
-            raise ValueError(f"no judge slot {slot!r} in {out_dir}: {', '.join(available)}")
+            hidden = slot in view.hidden_slots()
+            raise ValueError(
+                f"judge slot {slot!r} is not in the run's current panel (--all-judges counts it)"
+                if hidden
+                else f"no judge slot {slot!r} in {out_dir}: {', '.join(available) or 'none'}"
+            )
         verdict = f"judge slot {slot}"
-    sessions = _sessions(out_dir, slot, PriceTable(prices))
+    sessions = _sessions(view, slot, PriceTable(prices))
     cells: dict[tuple[str, str, str], Cell] = {}
     configs: dict[tuple[str, str], dict[str, Cell]] = {}
     for session in sessions:

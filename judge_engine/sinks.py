@@ -3,7 +3,8 @@
 In: `Rejection`s, `JudgeRequest`s and journal `Record`s. Out: `OUT/rejected.jsonl`
 (one line per row that could not become a session, with its reason),
 `OUT/requests.jsonl` (preview) and `OUT/scores.jsonl`: one row per (session, judge
-slot) keyed for upsert onto the sessions' root spans.
+slot of the current panel) keyed for upsert onto the sessions' root spans, read
+through `results` like every other reader of the journal.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from .journal import (
     SKIPPED,
     JournalError,
     Record,
-    iter_latest,
     parse_record,
     request_key,
 )
+from .results import Results, open_results, read_panel, verdict_of
 from .sessions import Rejection
 from .verdict import CONFIDENCES
 
@@ -178,7 +179,8 @@ def score_row(record: Record) -> dict[str, Any]:
 
 
 def rebuild_scores(out_dir: Path) -> int:
-    """Rewrite `OUT/scores.jsonl` from the journal: exactly one row per (session, slot).
+    """Rewrite `OUT/scores.jsonl` from the journal: exactly one row per (session, slot)
+    of the current panel, from the latest record of each (`results`).
 
     During a run rows stream in as verdicts finish; a resumed or re-graded run may have
     left a row twice or not at all, so every completed run ends with this rewrite
@@ -187,10 +189,10 @@ def rebuild_scores(out_dir: Path) -> int:
     target = out_dir / SCORES
     temporary = out_dir / (SCORES + ".tmp")
     rows = 0
+    view = Results(out_dir, read_panel(out_dir))
     with open(temporary, "wb") as handle:
-        for record in iter_latest(out_dir / JOURNAL):
-            if record.sample != 0:
-                continue  # repeats feed `agree`; the score column is the first sample
+        # Repeats feed `agree`; the score column is the first sample.
+        for record in view.latest(first_sample=True):
             handle.write(orjson.dumps(score_row(record)) + b"\n")
             rows += 1
         handle.flush()
@@ -209,27 +211,16 @@ def column_name(slot: str) -> str:
     return re.sub(r"[^0-9A-Za-z]+", "_", slot).strip("_") or "judge"
 
 
-def _slot_order(out_dir: Path, seen: list[str]) -> list[str]:
-    """The run's --judge order (first = task_success), then slots of earlier runs."""
-    order: list[str] = []
-    run = out_dir / "run.json"
-    if run.exists():
-        with contextlib.suppress(orjson.JSONDecodeError, OSError):
-            order = [str(j) for j in orjson.loads(run.read_bytes()).get("judges", [])]
-    return order + [s for s in seen if s not in order]
-
-
-def session_rows(out_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    """One row per session with a column group per judge slot, keyed by session_id."""
-    journal = out_dir / JOURNAL
-    if not journal.exists():
-        raise FileNotFoundError(f"{out_dir} holds no {JOURNAL}: grade into it first")
+def session_rows(
+    out_dir: Path, *, all_judges: bool = False
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per session with a column group per judge slot, keyed by session_id;
+    slots in panel order (`results`), the first also as task_success."""
+    view = open_results(out_dir, all_judges=all_judges)
     rows: dict[str, dict[str, Any]] = {}
     seen: list[str] = []
-    for record in iter_latest(journal):
+    for record in view.latest(first_sample=True):
         session_id, slot = record.session_id, record.slot
-        if record.sample != 0:
-            continue
         if slot not in seen:
             seen.append(slot)
         row = rows.setdefault(
@@ -242,13 +233,13 @@ def session_rows(out_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
             },
         )
         prefix = column_name(slot)
-        row[f"{prefix}__success"] = record.success if record.status == OK else None
+        row[f"{prefix}__success"] = verdict_of(record)
         row[f"{prefix}__confidence"] = record.confidence
         row[f"{prefix}__reasoning"] = record.reasoning
         row[f"{prefix}__judge_model"] = record.judge
         row[f"{prefix}__status"] = record.status
         row[f"{prefix}__error"] = record.error
-    slots = _slot_order(out_dir, seen)
+    slots = view.slot_order(seen)
     columns = ["session_id", "benchmark", "harness", "agent_models", "task_success"]
     for slot in slots:
         prefix = column_name(slot)
@@ -264,11 +255,13 @@ def session_rows(out_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
     return slots, out
 
 
-def export(out_dir: Path, to: str, target: Path | None = None) -> tuple[Path, int]:
+def export(
+    out_dir: Path, to: str, target: Path | None = None, *, all_judges: bool = False
+) -> tuple[Path, int]:
     """Write the score columns, one row per session, for joining or upserting."""
     if to not in EXPORT_FORMATS:
         raise ValueError(f"--to must be one of {', '.join(EXPORT_FORMATS)}")
-    slots, rows = session_rows(out_dir)
+    slots, rows = session_rows(out_dir, all_judges=all_judges)
     suffix = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "braintrust": ".jsonl"}[to]
     name = "scores-braintrust" if to == "braintrust" else "scores-by-session"
     path = target or out_dir / f"{name}{suffix}"
@@ -422,9 +415,8 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> Verification:
             seen.append(graded if record.status == OK else record.status)
     report.keys = len(statuses)
 
-    expected_rows = {
-        (r.session_id, r.slot): score_row(r) for r in iter_latest(journal) if r.sample == 0
-    }
+    view = Results(out_dir, read_panel(out_dir))
+    expected_rows = {(r.session_id, r.slot): score_row(r) for r in view.latest(first_sample=True)}
     scores = out_dir / SCORES
     found: set[tuple[str, str]] = set()
     if scores.exists():

@@ -58,7 +58,7 @@ def test_preview_writes_one_exact_request_per_session_and_judge(
     lines = read_jsonl(out / "requests.jsonl")
     assert len(lines) == 6 * 2
     assert {tuple(sorted(line)) for line in lines} == {
-        ("body", "judge_model", "rubric", "rubric_version", "session_id")
+        ("body", "judge_model", "rubric", "rubric_version", "sample", "session_id", "slot")
     }
     by_session = {(x["session_id"], x["judge_model"]): x for x in lines}
     assert by_session[("o1", "claude-sonnet-4-5")]["rubric"] == "tau2_airline"
@@ -82,7 +82,7 @@ def test_preview_limit_and_usage_errors(
     assert main(["preview", *sources, "--judge", "j", "--limit", "2", "--out", str(out)]) == 0
     assert len(read_jsonl(out / "requests.jsonl")) == 2
     assert main(["preview", *sources, "--judge", "j", "--max-prompt-tokens", "500"]) == 2
-    assert "at least" in capsys.readouterr().err
+    assert "--max-prompt-tokens must be a whole number from 2,000" in capsys.readouterr().err
     assert main(["preview", "missing.jsonl", "--judge", "j"]) == 2
     assert "no such file" in capsys.readouterr().err
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from judge_engine.engine import GradeConfig, grade
+from judge_engine.config import Config
+from judge_engine.engine import grade
 from judge_engine.testing import synth
 from judge_engine.testing.sim import SimConfig, Simulator, max_in_window
 
@@ -29,18 +29,18 @@ def _sessions(
     return str(write_jsonl(tmp_path / "sessions.jsonl", rows))
 
 
-def _config(tmp_path: Path, source: str, url: str, **changes: Any) -> GradeConfig:
-    config = GradeConfig(
+def _config(tmp_path: Path, source: str, url: str, **changes: Any) -> Config:
+    config = Config.of(
         sources=(source,),
-        judges=("gpt-4.1",),
+        judge=("gpt-4.1",),
         base_url=url,
         out=tmp_path / "out",
         quiet=True,
         concurrency=4,
-        grace_s=2.0,
-        backoff_base_s=0.01,
+        grace=2.0,
+        backoff_base=0.01,
     )
-    return replace(config, **changes)
+    return config.replace(**changes)
 
 
 def _journal(tmp_path: Path) -> list[dict[str, Any]]:
@@ -51,9 +51,9 @@ async def test_a_clean_run_writes_one_score_row_per_session_and_slot(tmp_path: P
     source = _sessions(tmp_path, 4)
     async with ScriptedServer() as server:
         result, summary = await grade(
-            _config(tmp_path, source, server.url, judges=("gpt-4.1", "gemini-2.5-pro")), KEY
+            _config(tmp_path, source, server.url, judge=("gpt-4.1", "gemini-2.5-pro")), KEY
         )
-    assert result.exit_code == 0, result.message
+    assert result.status == "done", result.message
     assert result.verdicts == 8 and result.failed == 0
     rows = read_jsonl(tmp_path / "out" / "scores.jsonl")
     assert sorted((r["session_id"], r["judge_slot"]) for r in rows) == sorted(
@@ -84,7 +84,7 @@ async def test_429_with_retry_after_is_honoured_and_slows_everyone(tmp_path: Pat
     script = [error(429, "slow down", **{"Retry-After": "1"}), ok()]
     async with ScriptedServer(script) as server:
         result, _ = await grade(_config(tmp_path, source, server.url), KEY)
-    assert result.exit_code == 0 and result.verdicts == 1
+    assert result.status == "done" and result.verdicts == 1
     assert result.retries == 1 and result.throttled == 1
     assert server.arrivals[1] - server.arrivals[0] >= 0.95  # waited as the server asked
     record = _journal(tmp_path)[0]
@@ -117,9 +117,9 @@ async def test_5xx_timeouts_drops_html_empty_and_no_choices_are_retried(tmp_path
         ok(),
     ]
     async with ScriptedServer(script) as server:
-        config = _config(tmp_path, source, server.url, timeout_s=1.0, max_retries=8)
+        config = _config(tmp_path, source, server.url, timeout=1.0, max_retries=8)
         result, _ = await grade(config, KEY)
-    assert result.exit_code == 0, result.message
+    assert result.status == "done", result.message
     assert result.verdicts == 1 and result.retries == 7
     assert len(server.arrivals) == 8
 
@@ -144,7 +144,7 @@ async def test_a_reply_that_never_parses_fails_as_unparseable_with_the_raw_reply
     source = _sessions(tmp_path, 1)
     async with ScriptedServer(default=lambda body: ok("no verdict here")) as server:
         result, _ = await grade(_config(tmp_path, source, server.url, max_retries=2), KEY)
-    assert result.exit_code == 1 and result.failed == 1
+    assert result.status == "incomplete" and result.failed == 1
     assert len(server.arrivals) == 3
     record = _journal(tmp_path)[0]
     assert record["status"] == "failed"
@@ -171,7 +171,7 @@ async def test_a_401_stops_the_run_at_once_without_the_key(tmp_path: Path) -> No
     script = [Action(status=401, body=orjson.dumps(leak))]
     async with ScriptedServer(script * 10) as server:
         result, _ = await grade(_config(tmp_path, source, server.url, concurrency=1), KEY)
-    assert result.exit_code == 2
+    assert result.status == "error"
     assert "refused the API key" in result.message and "\n" not in result.message
     assert KEY not in result.message and "[REDACTED]" in result.message
     assert len(server.arrivals) == 1
@@ -182,7 +182,7 @@ async def test_a_judge_that_always_fails_stops_the_run(tmp_path: Path) -> None:
     source = _sessions(tmp_path, 30)
     async with ScriptedServer(default=lambda b: error(400, "Invalid model name")) as server:
         result, _ = await grade(_config(tmp_path, source, server.url, concurrency=1), KEY)
-    assert result.exit_code == 2
+    assert result.status == "error"
     assert "every request to judge gpt-4.1 fails" in result.message
     assert len(server.arrivals) == 10  # not thirty
 
@@ -195,7 +195,7 @@ async def test_guard_fallback_and_self_grading_skip(tmp_path: Path) -> None:
     ]
     source = str(write_jsonl(tmp_path / "s.jsonl", rows))
     async with ScriptedServer() as server:
-        config = _config(tmp_path, source, server.url, fallbacks=("claude-sonnet-4-5",))
+        config = _config(tmp_path, source, server.url, fallback_judge=("claude-sonnet-4-5",))
         result, _ = await grade(config, KEY)
     judged = {(r["session_id"], r["judge"], r["status"]) for r in _journal(tmp_path)}
     assert judged == {
@@ -208,7 +208,7 @@ async def test_guard_fallback_and_self_grading_skip(tmp_path: Path) -> None:
     assert skipped["guard"] == {"slot": "gpt-4.1", "judge": None, "reason": skipped["error"]}
     # The gateway never saw gpt-4.1 asked about a session a gpt-4.1 deployment produced.
     assert [b["model"] for b in server.bodies].count("gpt-4.1") == 1
-    assert result.exit_code == 0  # a guard skip is by design, not a failure
+    assert result.status == "done"  # a guard skip is by design, not a failure
     assert result.skipped == 1
 
 
@@ -222,7 +222,7 @@ async def test_the_rpm_limit_holds_counted_at_the_server(tmp_path: Path) -> None
             server.url,
             rpm=rpm,
             concurrency=16,
-            judges=("gpt-4.1", "gemini-2.5-pro"),
+            judge=("gpt-4.1", "gemini-2.5-pro"),
         )
         result, _ = await grade(config, KEY)
     assert result.verdicts == 80
@@ -239,7 +239,7 @@ async def test_the_rpm_limit_holds_counted_at_the_server(tmp_path: Path) -> None
 async def test_a_finished_run_rerun_sends_nothing_and_keeps_one_row_each(tmp_path: Path) -> None:
     source = _sessions(tmp_path, 5)
     async with Simulator(SimConfig()) as simulator:
-        config = _config(tmp_path, source, simulator.url, judges=("gpt-4.1", "gemini-2.5-pro"))
+        config = _config(tmp_path, source, simulator.url, judge=("gpt-4.1", "gemini-2.5-pro"))
         first, _ = await grade(config, KEY)
         sent = len(simulator.arrivals)
         second, _ = await grade(config, KEY)
@@ -257,9 +257,9 @@ async def test_fresh_and_retry_failed(tmp_path: Path) -> None:
         assert first.failed == 2
         again, _ = await grade(config, KEY)
         assert again.requests_sent == 0  # permanent failures are not asked again...
-        retried, _ = await grade(replace(config, retry_failed=True), KEY)
+        retried, _ = await grade(config.replace(retry_failed=True), KEY)
         assert retried.requests_sent == 2 and retried.verdicts == 2  # ...unless asked to
-        fresh, _ = await grade(replace(config, fresh=True), KEY)
+        fresh, _ = await grade(config.replace(fresh=True), KEY)
         assert fresh.requests_sent == 2
     rows = read_jsonl(tmp_path / "out" / "scores.jsonl")
     assert len(rows) == 2 and all(r["scores"]["task_success"] == 1 for r in rows)
@@ -275,7 +275,7 @@ async def test_editing_a_rubric_regrades_only_its_sessions(tmp_path: Path) -> No
     rows = [synth.otel_row("swe", "swebench"), synth.otel_row("air", "tau2_airline")]
     source = str(write_jsonl(tmp_path / "s.jsonl", rows))
     async with ScriptedServer() as server:
-        config = _config(tmp_path, source, server.url, rubrics_dir=str(rubrics))
+        config = _config(tmp_path, source, server.url, rubrics=str(rubrics))
         await grade(config, KEY)
         edited = rubrics / "tau2_airline.toml"
         edited.write_text(edited.read_text().replace("Answer 1 only if", "Answer 1 only when"))
@@ -295,13 +295,13 @@ async def test_max_cost_stops_taking_sessions_and_the_run_resumes(tmp_path: Path
             server.url,
             concurrency=1,
             max_cost=0.006,
-            prices={"gpt-4.1": (2.0, 8.0)},
+            price=("gpt-4.1=2.0,8.0",),
         )
         first, _ = await grade(config, KEY)
-        assert first.stopped == "max_cost" and first.exit_code == 1
+        assert first.stopped == "max_cost" and first.status == "max_cost"
         assert 0 < first.verdicts < 12
         assert first.cost_usd is not None and first.cost_usd <= 0.006
-        rest, _ = await grade(replace(config, max_cost=None), KEY)
+        rest, _ = await grade(config.replace(max_cost=None), KEY)
     assert rest.verdicts == 12 - first.verdicts
     assert len(read_jsonl(tmp_path / "out" / "scores.jsonl")) == 12
 
@@ -335,7 +335,7 @@ async def test_repeats_ask_each_judge_k_times_with_the_sample_in_the_key(tmp_pat
             tmp_path,
             source,
             simulator.url,
-            judges=("gpt-4.1", "gemini-2.5-pro"),
+            judge=("gpt-4.1", "gemini-2.5-pro"),
             repeats=3,
             temperature=0.7,
         )

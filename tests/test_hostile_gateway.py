@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from judge_engine.engine import GradeConfig, grade
+from judge_engine.config import Config
+from judge_engine.engine import grade
 from judge_engine.gateway import Gateway, GatewayError
 from judge_engine.testing import synth
 from judge_engine.verdict import Unparseable, parse_verdict
@@ -36,19 +36,19 @@ def _source(tmp_path: Path, count: int = 3, **row: Any) -> str:
     return str(write_jsonl(tmp_path / "sessions.jsonl", rows))
 
 
-def _config(tmp_path: Path, source: str, url: str, **changes: Any) -> GradeConfig:
-    config = GradeConfig(
+def _config(tmp_path: Path, source: str, url: str, **changes: Any) -> Config:
+    config = Config.of(
         sources=(source,),
-        judges=("gpt-4.1",),
+        judge=("gpt-4.1",),
         base_url=url,
         out=tmp_path / "out",
         quiet=True,
         concurrency=4,
-        grace_s=2.0,
-        backoff_base_s=0.01,
+        grace=2.0,
+        backoff_base=0.01,
         max_retries=2,
     )
-    return replace(config, **changes)
+    return config.replace(**changes)
 
 
 def _journal(tmp_path: Path) -> list[dict[str, Any]]:
@@ -70,10 +70,10 @@ async def test_a_reset_header_on_a_spent_budget_never_stalls_the_run(
         "x-ratelimit-reset-tokens": reset,
     }
     async with ScriptedServer([Action(headers=spent)]) as server:
-        config = _config(tmp_path, _source(tmp_path), server.url, max_pause_s=0.3)
+        config = _config(tmp_path, _source(tmp_path), server.url, max_pause=0.3)
         with anyio.fail_after(30):  # a hang, not a timing: without the cap it waits years
             result, _ = await grade(config, KEY)
-    assert result.exit_code == 0 and result.verdicts == 3
+    assert result.status == "done" and result.verdicts == 3
 
 
 @pytest.mark.parametrize("value", ["inf", "1e999", "-7", "banana", "nan", "9" * 300])
@@ -87,10 +87,10 @@ async def test_limits_of_any_value_neither_crash_nor_stall(tmp_path: Path, value
     }
     script = [Action(headers=headers), error(429, "slow down", **{"retry-after": value})]
     async with ScriptedServer(script, default=lambda body: Action(headers=headers)) as server:
-        config = _config(tmp_path, _source(tmp_path), server.url, max_pause_s=0.3)
+        config = _config(tmp_path, _source(tmp_path), server.url, max_pause=0.3)
         with anyio.fail_after(30):
             result, _ = await grade(config, KEY)
-    assert result.exit_code == 0 and result.verdicts == 3
+    assert result.status == "done" and result.verdicts == 3
 
 
 async def test_after_a_pause_one_request_probes_and_the_others_wait_for_its_answer() -> None:
@@ -204,7 +204,7 @@ async def test_a_redirect_is_not_followed_and_stops_the_run_naming_it(tmp_path: 
         async with ScriptedServer(default=lambda body: Action(raw=redirect)) as server:
             url = server.url.replace("http://", "http://user:pa55word@")
             result, _ = await grade(_config(tmp_path, _source(tmp_path), url), None)
-    assert result.exit_code == 2
+    assert result.status == "error"
     assert "307" in result.message and "points to" in result.message
     assert elsewhere.arrivals == []  # no credential, no request went there
 
@@ -270,7 +270,7 @@ async def test_structured_output_falls_back_to_json_mode_where_refused(tmp_path:
 
     async with ScriptedServer(default=answer) as server:
         result, _ = await grade(_config(tmp_path, _source(tmp_path, 4), server.url), KEY)
-    assert result.exit_code == 0 and result.verdicts == 4
+    assert result.status == "done" and result.verdicts == 4
     formats = [b["response_format"]["type"] for b in server.bodies]
     assert formats[0] == "json_schema" and formats.count("json_schema") <= 4
     assert formats[-1] == "json_object"
@@ -279,16 +279,16 @@ async def test_structured_output_falls_back_to_json_mode_where_refused(tmp_path:
 async def test_a_strange_reply_fails_its_request_and_keeps_every_answered_verdict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from judge_engine import engine
+    from judge_engine import asking
 
-    real = engine.parse_verdict
+    real = asking.parse_verdict
 
     def flaky(text: str, finish_reason: str | None = None) -> Any:
         if "BOOM" in text:
             raise RuntimeError("a reply nobody expected")
         return real(text, finish_reason)
 
-    monkeypatch.setattr(engine, "parse_verdict", flaky)
+    monkeypatch.setattr(asking, "parse_verdict", flaky)
     script = [ok(), ok(), ok(ZERO.replace("the tests fail", "BOOM"))]
     async with ScriptedServer(script) as server:
         config = _config(tmp_path, _source(tmp_path, 5), server.url, concurrency=1)
@@ -297,7 +297,7 @@ async def test_a_strange_reply_fails_its_request_and_keeps_every_answered_verdic
     assert statuses.count("ok") == 4 and statuses.count("failed") == 1
     failed = next(r for r in _journal(tmp_path) if r["status"] == "failed")
     assert failed["error"].startswith("internal_error: RuntimeError")
-    assert result.exit_code == 1
+    assert result.status == "incomplete"
 
 
 # --- untrusted trace fields, and sessions too large for a limit ----------------------
@@ -311,8 +311,8 @@ async def test_a_huge_injected_benchmark_stays_inside_the_enclosure_and_resumes(
     async with ScriptedServer() as server:
         first, _ = await grade(_config(tmp_path, source, server.url), KEY)
         second, _ = await grade(_config(tmp_path, source, server.url), KEY)
-    assert first.exit_code == 0 and first.verdicts == 2
-    assert second.exit_code == 0 and second.requests_sent == 0
+    assert first.status == "done" and first.verdicts == 2
+    assert second.status == "done" and second.requests_sent == 0
     user = server.bodies[0]["messages"][1]["content"]
     before, inside = user.split("<<<BEGIN UNTRUSTED RECORD", 1)
     assert "NOTE FROM" not in before
@@ -332,7 +332,7 @@ async def test_a_session_too_large_even_after_cutting_fails_alone(tmp_path: Path
     by_id = {r["session_id"]: r for r in _journal(tmp_path)}
     assert by_id["fine"]["status"] == "ok"
     assert by_id["huge"]["status"] == "failed" and by_id["huge"]["error"].startswith("too_large")
-    assert result.exit_code == 1
+    assert result.status == "incomplete"
 
 
 async def test_a_request_larger_than_the_tpm_fails_with_the_numbers(tmp_path: Path) -> None:
@@ -342,7 +342,7 @@ async def test_a_request_larger_than_the_tpm_fails_with_the_numbers(tmp_path: Pa
     errors = [r["error"] for r in _journal(tmp_path)]
     assert len(errors) == 2 and all(e.startswith("too_large_for_tpm") for e in errors)
     assert "500 tokens per minute" in errors[0] and "--max-prompt-tokens" in errors[0]
-    assert server.arrivals == [] and result.exit_code == 1
+    assert server.arrivals == [] and result.status == "incomplete"
 
 
 # --- secrets --------------------------------------------------------------------------

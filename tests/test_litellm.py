@@ -13,13 +13,13 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from judge_engine.config import Config
 from judge_engine.demo import SAMPLES
-from judge_engine.engine import GradeConfig, grade
+from judge_engine.engine import grade
 
 from .conftest import read_jsonl
 
@@ -118,17 +118,17 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-def _config(tmp_path: Path, url: str, **changes: object) -> GradeConfig:
-    config = GradeConfig(
+def _config(tmp_path: Path, url: str, **changes: object) -> Config:
+    config = Config.of(
         sources=(str(SAMPLES),),
-        judges=("judge-a", "judge-b"),
+        judge=("judge-a", "judge-b"),
         base_url=url,
         out=tmp_path / "out",
         quiet=True,
         concurrency=8,
-        backoff_base_s=0.05,
+        backoff_base=0.05,
     )
-    return replace(config, **changes)
+    return config.replace(**changes)
 
 
 async def test_a_panel_grades_through_litellm_and_resumes_with_no_request(
@@ -136,7 +136,7 @@ async def test_a_panel_grades_through_litellm_and_resumes_with_no_request(
 ) -> None:
     config = _config(tmp_path, proxy)  # base URL without /v1: the proxy serves both
     result, _ = await grade(config, MASTER_KEY)
-    assert result.exit_code == 0, result.message
+    assert result.status == "done", result.message
     assert result.sessions == 25 and result.rejected == 1
     assert result.verdicts == 50 and result.failed == 0
     rows = read_jsonl(tmp_path / "out" / "scores.jsonl")
@@ -149,10 +149,10 @@ async def test_a_panel_grades_through_litellm_and_resumes_with_no_request(
 
 async def test_litellm_429s_and_500s_are_retried_then_reported(proxy: str, tmp_path: Path) -> None:
     config = _config(
-        tmp_path, proxy + "/v1", judges=("judge-429", "judge-500"), max_retries=1, limit=3
+        tmp_path, proxy + "/v1", judge=("judge-429", "judge-500"), max_retries=1, limit=3
     )
     result, _ = await grade(config, MASTER_KEY)
-    assert result.exit_code == 1
+    assert result.status == "incomplete"
     assert result.failed == 6 and result.retries == 6 and result.throttled == 6
     errors = {r["slot"]: r["error"] for r in read_jsonl(tmp_path / "out" / "journal.jsonl")}
     assert errors["judge-429"].startswith("rate_limited 429")
@@ -164,7 +164,7 @@ async def test_a_wrong_key_stops_the_run_and_never_leaks(proxy: str, tmp_path: P
     result, summary = await grade(_config(tmp_path, proxy, concurrency=1), wrong)
     # LiteLLM answers a key it does not know with 400 (no database), not 401:
     # the breaker stops the run after ten identical permanent failures.
-    assert result.exit_code == 2
+    assert result.status == "error"
     assert "every request to judge" in result.message
     for text in (result.message, summary):
         assert wrong not in text and MASTER_KEY not in text

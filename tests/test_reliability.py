@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,8 @@ import orjson
 import pytest
 
 from judge_engine.cli import main
-from judge_engine.engine import GradeConfig, grade
+from judge_engine.config import Config
+from judge_engine.engine import grade
 from judge_engine.testing import synth
 from judge_engine.testing.sim import SimConfig, Simulator
 
@@ -80,10 +80,10 @@ def test_a_crash_prints_one_scrubbed_line_without_the_key(
     source = _source(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
-    async def broken(config: GradeConfig, api_key: str | None) -> Any:
+    async def broken(config: Config, api_key: str | None, **kw: Any) -> Any:
         raise RuntimeError(f"unexpected state while holding {api_key} and Bearer {api_key}")
 
-    monkeypatch.setattr("judge_engine.engine.grade", broken)
+    monkeypatch.setattr("judge_engine.cli.grade.grade", broken)
     assert main(["grade", source, "--judge", "j", "--base-url", "http://127.0.0.1:9/v1"]) == 70
     err = capsys.readouterr().err
     assert "internal error: RuntimeError" in err and KEY not in err
@@ -172,17 +172,17 @@ GARBAGE = {
 async def test_a_gateway_answering_garbage_is_a_clear_failure(tmp_path: Path, kind: str) -> None:
     action, reason = GARBAGE[kind]
     async with ScriptedServer(default=lambda body: action) as server:
-        config = GradeConfig(
+        config = Config.of(
             sources=(_source(tmp_path, 2),),
-            judges=("gpt-4.1",),
+            judge=("gpt-4.1",),
             base_url=server.url,
             out=tmp_path / "out",
             quiet=True,
             max_retries=2,
-            backoff_base_s=0.01,
+            backoff_base=0.01,
         )
         result, _ = await grade(config, KEY)
-    assert result.exit_code == 1 and result.verdicts == 0 and result.failed == 2
+    assert result.status == "incomplete" and result.verdicts == 0 and result.failed == 2
     records = read_jsonl(tmp_path / "out" / "journal.jsonl")
     assert all(r["status"] == "failed" and r["success"] is None for r in records)
     assert all(r["error"].startswith(reason) for r in records), records[0]["error"]
@@ -201,22 +201,22 @@ async def test_a_fault_storm_changes_no_verdict(tmp_path: Path) -> None:
         no_choices_rate=0.05,
         seed=11,
     )
-    config = GradeConfig(
+    config = Config.of(
         sources=(_source(tmp_path, 30),),
-        judges=("gpt-4.1", "o3"),
-        base_url="",
+        judge=("gpt-4.1", "o3"),
+        base_url=None,
         out=tmp_path / "storm",
         quiet=True,
         max_retries=20,
-        backoff_base_s=0.01,
+        backoff_base=0.01,
         concurrency=8,
     )
     async with Simulator(storm) as simulator:
-        stormy, _ = await grade(replace(config, base_url=simulator.url), KEY)
+        stormy, _ = await grade(config.replace(base_url=simulator.url), KEY)
     async with Simulator(SimConfig()) as simulator:
-        calm, _ = await grade(replace(config, base_url=simulator.url, out=tmp_path / "calm"), KEY)
-    assert stormy.exit_code == 0 and stormy.verdicts == 60 and stormy.retries > 20
-    assert calm.exit_code == 0 and calm.retries == 0
+        calm, _ = await grade(config.replace(base_url=simulator.url, out=tmp_path / "calm"), KEY)
+    assert stormy.status == "done" and stormy.verdicts == 60 and stormy.retries > 20
+    assert calm.status == "done" and calm.retries == 0
 
     def verdicts(folder: str) -> dict[tuple[str, str], Any]:
         return {

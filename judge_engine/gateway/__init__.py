@@ -1,12 +1,22 @@
 """The gateway stage: OpenAI-compatible endpoints behind rate limits.
 
 In: request bodies with their estimated tokens. Out: replies, or errors saying
-whether to ask again. See `client` (the endpoint), `limits` (rpm, tpm, in-flight)
-and `hints` (what the server says about waiting).
+whether to ask again. See `transport` (the protocol the engine uses), `client` (the
+live HTTP endpoint, one transport), `limits` (rpm, tpm, in-flight) and `hints` (what
+the server says about waiting).
 """
 
-from .client import DEFAULT_BASE_URL, Gateway, GatewayError, GatewayStats, Reply, safe_url
+from .client import (
+    DEFAULT_BASE_URL,
+    Gateway,
+    GatewayError,
+    GatewayStats,
+    Reply,
+    endpoint_url,
+    safe_url,
+)
 from .hints import RateInfo, retry_after
+from .transport import Transport
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -15,6 +25,8 @@ __all__ = [
     "GatewayStats",
     "RateInfo",
     "Reply",
+    "Transport",
+    "endpoint_url",
     "retry_after",
     "safe_url",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -159,3 +160,47 @@ def optional_str(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+#: Columns that hold the source's own 0/1 verdict on a run, and its cost, in that order.
+LABEL_COLUMNS = ("success", "label", "resolved", "passed")
+COST_COLUMNS = ("agent_cost", "cost_usd", "total_cost")
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What later stages read of a session besides its conversation."""
+
+    label: int | None
+    usage: dict[str, int]
+    cost_usd: float | None
+
+
+def facts(metadata: Mapping[str, Any]) -> Facts:
+    """The label, the agent's token usage and its cost, from a session's metadata: the
+    first label column holding 0/1 (or a boolean), the token counts, the first cost
+    column holding a number."""
+    label = None
+    for column in LABEL_COLUMNS:
+        value = metadata.get(column)
+        if isinstance(value, (bool, int)) and value in (0, 1):
+            label = int(value)
+            break
+    usage = {
+        name: int(metadata[name])
+        for name in ("input_tokens", "output_tokens", "total_tokens")
+        if _number(metadata.get(name))
+    }
+    if "total_tokens" not in usage and {"input_tokens", "output_tokens"} <= set(usage):
+        usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+    cost = next((float(metadata[c]) for c in COST_COLUMNS if _number(metadata.get(c))), None)
+    return Facts(label, usage, cost)
+
+
+def _number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )

@@ -26,6 +26,7 @@ import orjson
 
 from ._common import (
     as_int,
+    facts,
     json_text,
     load_json,
     model_names,
@@ -122,6 +123,7 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
             "output_tokens": output_tokens,
         }
     )
+    known = facts(metadata)
     return Session(
         session_id=session_id,
         task=prompt,
@@ -131,6 +133,9 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
         harness=optional_str(meta.get("harness")) or optional_str(row.get("harness")),
         metadata=metadata,
         source=source,
+        label=known.label,
+        agent_usage=known.usage,
+        agent_cost_usd=known.cost_usd,
     )
 
 

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from ._common import json_text, load_json, model_names, optional_str, row_id, scalar_columns
+from ._common import facts, json_text, load_json, model_names, optional_str, row_id, scalar_columns
 from .model import BadRow, Hints, Message, Session, SourceRef, ToolCall
 
 FORMAT = "hermes"
@@ -87,6 +87,7 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
     metadata: dict[str, Any] = scalar_columns(row, skip=("id",))
     if malformed_calls:
         metadata["malformed_tool_calls"] = malformed_calls
+    known = facts(metadata)
     return Session(
         session_id=session_id,
         task=first_user or task_column or "",
@@ -96,6 +97,9 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
         harness=optional_str(row.get("harness")) or "hermes-agent",
         metadata=metadata,
         source=source,
+        label=known.label,
+        agent_usage=known.usage,
+        agent_cost_usd=known.cost_usd,
     )
 
 

@@ -128,6 +128,12 @@ class Session:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source: SourceRef = SourceRef("", 0, "")
     reading: Reading = Reading()
+    #: The source's own verdict on the run (0/1), when it has one (Exgentic's `success`).
+    label: int | None = None
+    #: The agent's own token counts, as the trace records them (input, output, total).
+    agent_usage: Mapping[str, int] = field(default_factory=dict)
+    #: What the agent's run cost, when the source says (USD).
+    agent_cost_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +144,9 @@ class Session:
             "benchmark": self.benchmark,
             "harness": self.harness,
             "metadata": dict(self.metadata),
+            "label": self.label,
+            "agent_usage": dict(self.agent_usage),
+            "agent_cost_usd": self.agent_cost_usd,
             "source": {
                 "source": self.source.source,
                 "row": self.source.row,

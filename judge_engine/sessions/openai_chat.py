@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import parts, preamble
-from ._common import load_json, model_names, optional_str, row_id, scalar_columns, unique
+from ._common import facts, load_json, model_names, optional_str, row_id, scalar_columns, unique
 from .model import BadRow, Hints, Reading, Session, SourceRef
 
 FORMAT = "openai"
@@ -51,6 +51,7 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
         binary_parts=tally.binary,
         unknown_parts=tally.unknown,
     )
+    known = facts(metadata)
     return Session(
         session_id=session_id,
         task=task.text,
@@ -60,5 +61,8 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
         harness=optional_str(row.get("harness")) or optional_str(meta.get("harness")),
         metadata=metadata,
         source=source,
+        label=known.label,
+        agent_usage=known.usage,
+        agent_cost_usd=known.cost_usd,
         reading=reading,
     )

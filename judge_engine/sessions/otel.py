@@ -22,6 +22,7 @@ import orjson
 from . import conversation
 from ._common import (
     as_int,
+    facts,
     load_json,
     model_names,
     optional_str,
@@ -234,6 +235,7 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
         metadata["duration_s"] = duration
     if read.malformed:
         metadata["malformed_messages"] = read.malformed
+    known = facts(metadata)
     return Session(
         session_id=session_id,
         task=read.task,
@@ -243,5 +245,8 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
         harness=optional_str(row.get("harness")),
         metadata=metadata,
         source=source,
+        label=known.label,
+        agent_usage=known.usage,
+        agent_cost_usd=known.cost_usd,
         reading=read.reading,
     )

@@ -1,0 +1,260 @@
+"""Asking one judge: retries, backoff, the breaker, and the verdict or failure it ends in.
+
+In: one planned request and its body, a transport to send it through, the run's cost
+budget, tally and control. Out: a journal `Record` (a verdict, or a failure with its
+reason and the raw reply), or None when the request was not made (the run is stopping:
+it stays for a resume).
+
+What may pass on another try is asked again (up to the retries, after the server's
+hint or an exponential backoff): 408, 409, 429, 5xx, timeouts, dropped connections,
+bodies that are not a completion, verdicts that do not parse. What cannot is a failure
+at once: another 4xx, a model mismatch, a request larger than the tpm. Whatever else
+goes wrong with one reply is this request's failure (`internal_error`), never the
+run's. A 401, a redirect, or a judge whose first requests all fail for good stop the
+run (`FatalError`). A gateway that refuses a JSON Schema response format gets JSON
+mode from then on, for that judge.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import orjson
+
+from .config import GatewayOptions, RetryOptions
+from .control import RunControl
+from .gateway import GatewayError, Transport
+from .journal import FAILED, OK, JournalError, Record
+from .plan import Ask, Job, Planner
+from .pricing import Budget
+from .progress import Tally
+from .prompt import response_format
+from .redact import Secrets
+from .verdict import ModelMismatch, ReplyError, completion, parse_verdict
+
+#: Consecutive permanent failures of one judge (and no success) that stop the run: a
+#: wrong model name or key should not be tried on every session.
+BREAKER = 10
+#: Tokens expected in a verdict, for the tpm window and the cost limit.
+OUTPUT_ESTIMATE = 200
+#: Replies longer than this are parsed in a worker thread, off the event loop.
+PARSE_IN_THREAD = 64 * 1024
+
+
+class FatalError(Exception):
+    """Stops the run at once (exit 2): authentication, a redirect, a judge that always
+    fails, nothing listening at the gateway, I/O."""
+
+
+def refuses_schema(error: GatewayError) -> bool:
+    """A 400 that says the gateway does not take a JSON Schema response format."""
+    text = str(error).lower()
+    return (
+        error.status == 400
+        and ("response_format" in text or "json_schema" in text or "structured" in text)
+        and any(word in text for word in ("support", "invalid", "unknown", "unrecognized"))
+    )
+
+
+class Asker:
+    """Asks judges through one transport, for one run."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        planner: Planner,
+        *,
+        retry: RetryOptions,
+        gateway: GatewayOptions,
+        budget: Budget,
+        tally: Tally,
+        control: RunControl,
+        secrets: Secrets,
+        max_output_tokens: int | None = None,
+    ) -> None:
+        self.transport = transport
+        self.planner = planner
+        self.retry = retry
+        self.check_model = not gateway.allow_model_mismatch
+        self.budget = budget
+        self.tally = tally
+        self.control = control
+        self.secrets = secrets
+        self.output_estimate = max_output_tokens or OUTPUT_ESTIMATE
+        #: Judges whose gateway refused a JSON Schema response format: JSON mode.
+        self.plain_json: set[str] = set()
+        self._failures: dict[str, int] = {}
+        #: CPU seconds spent parsing replies.
+        self.parse_cpu = 0.0
+
+    async def ask(self, job: Job, ask: Ask) -> Record | None:
+        """Ask until a verdict or no retry is left (module docstring). None: not asked."""
+        judge = ask.planned.assignment.judge
+        assert judge is not None
+        request = ask.request
+        estimate = request.prompt_tokens + self.output_estimate
+        reserve = self.budget.reserve(judge, request.prompt_tokens, self.output_estimate)
+        if reserve is None:
+            self.control.stop("max_cost")
+            return None
+        try:
+            return await self._attempts(job, ask, judge, estimate)
+        finally:
+            self.budget.release(reserve)
+
+    async def _attempts(self, job: Job, ask: Ask, judge: str, estimate: int) -> Record | None:
+        request = ask.request
+        base = self.planner.base_fields(job, ask.planned)
+        usage: dict[str, int] = {}
+        spent = _Spent()
+        attempts = 0
+        # Which request this is, for the gateway's logs and tracing: the journal key
+        # (the same on every retry and resume) and the session.
+        headers = {
+            "X-Judge-Engine-Key": ask.planned.key,
+            "X-Judge-Engine-Session": quote(job.session.session_id[:200], safe=""),
+        }
+        while True:
+            if self.control.stopping():
+                return None  # no new request, not even a retry, once the run stops
+            attempts += 1
+            error: str
+            raw: str | None = None
+            hint: float | None = None
+            structured = judge not in self.plain_json
+            body = orjson.dumps(
+                request.body
+                if structured
+                else {**request.body, "response_format": response_format(False)}
+            )
+            try:
+                reply = await self.transport.send(body, estimate, headers)
+                cpu = time.thread_time()
+                try:
+                    done = completion(reply.data, judge, check_model=self.check_model)
+                    spent.add(self, judge, done.usage, request.prompt_tokens, usage)
+                    if len(done.content) > PARSE_IN_THREAD:
+                        # Large replies are parsed off the event loop (Ctrl-C works).
+                        verdict = await anyio.to_thread.run_sync(
+                            parse_verdict, done.content, done.finish_reason
+                        )
+                    else:
+                        verdict = parse_verdict(done.content, done.finish_reason)
+                finally:
+                    self.parse_cpu += time.thread_time() - cpu
+                self._failures[judge] = 0
+                return Record(
+                    **base,
+                    status=OK,
+                    success=verdict.success,
+                    confidence=verdict.confidence,
+                    reasoning=verdict.reasoning,
+                    usage=usage,
+                    latency_ms=round(reply.latency_ms, 1),
+                    attempts=attempts,
+                    cost_usd=spent.value(self.budget),
+                    served_model=done.served_model,
+                    at=time.time(),
+                )
+            except GatewayError as exc:
+                if exc.kind == "auth":
+                    raise FatalError(
+                        f"the gateway at {self.transport.printable_url} refused the API key: "
+                        f"{exc.describe()}"
+                    ) from None
+                if exc.kind in ("redirect", "unreachable"):
+                    raise FatalError(
+                        f"the gateway at {self.transport.printable_url}: {exc}"
+                    ) from None
+                if structured and refuses_schema(exc):
+                    # This gateway takes no JSON Schema: JSON mode from now on, for
+                    # this judge, and this request asked again at once.
+                    self.plain_json.add(judge)
+                    attempts -= 1
+                    continue
+                error = exc.describe()
+                hint = exc.retry_after_s
+                if not exc.retryable:
+                    counted = exc.kind != "too_large_for_tpm"
+                    return self._failed(base, error, raw, usage, attempts, spent, judge, counted)
+            except ModelMismatch as exc:
+                error = f"{exc.kind}: {exc}"
+                return self._failed(base, error, exc.raw, usage, attempts, spent, judge, True)
+            except ReplyError as exc:
+                error = f"{exc.kind}: {exc}"
+                raw = exc.raw[:4000]
+            except (FatalError, JournalError):
+                raise
+            except Exception as exc:
+                error = f"internal_error: {type(exc).__name__}: {str(exc)[:300]}"
+                return self._failed(base, error, raw, usage, attempts, spent, judge, True)
+            if attempts > self.retry.max_retries:
+                return self._failed(base, error, raw, usage, attempts, spent, judge, False)
+            self.tally.retries += 1
+            await anyio.sleep(self.transport.backoff(attempts, hint))
+
+    def _failed(
+        self,
+        base: dict[str, Any],
+        error: str,
+        raw: str | None,
+        usage: dict[str, int],
+        attempts: int,
+        spent: _Spent,
+        judge: str,
+        breaker: bool,
+    ) -> Record:
+        """A failure record; a judge whose first requests all fail for good stops the run.
+        `breaker`: whether this failure counts towards that (retries spent do not: a
+        flaky server is not a wrong model name)."""
+        if breaker:
+            count = self._failures.get(judge, 0) + 1
+            self._failures[judge] = count
+            if count >= BREAKER and not self.tally.judge(judge).verdicts:
+                raise FatalError(
+                    f"every request to judge {judge} fails ({count} in a row, no verdict "
+                    f"yet): {self.secrets.scrub(error)}"
+                )
+        return Record(
+            **base,
+            status=FAILED,
+            error=error,
+            raw=raw,
+            usage=usage,
+            attempts=attempts,
+            cost_usd=spent.value(self.budget),
+            at=time.time(),
+        )
+
+
+class _Spent:
+    """What one request's replies cost, as their usage says."""
+
+    __slots__ = ("cost",)
+
+    def __init__(self) -> None:
+        self.cost = 0.0
+
+    def add(
+        self,
+        asker: Asker,
+        judge: str,
+        reply_usage: dict[str, int],
+        prompt_estimate: int,
+        usage: dict[str, int],
+    ) -> None:
+        prompt = reply_usage.get("prompt_tokens", prompt_estimate)
+        completion_tokens = reply_usage.get("completion_tokens", 0)
+        usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + prompt
+        usage["completion_tokens"] = usage.get("completion_tokens", 0) + completion_tokens
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        cost = asker.budget.spend(judge, prompt, completion_tokens)
+        asker.tally.used(judge, prompt + completion_tokens, cost)
+        if cost is not None:
+            self.cost += cost
+
+    def value(self, budget: Budget) -> float | None:
+        return round(self.cost, 8) if budget.known else None

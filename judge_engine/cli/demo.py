@@ -1,0 +1,31 @@
+"""`judge-engine demo`: the bundled samples, graded against the simulator, then resumed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import anyio
+
+from ..demo import run_demo
+from ._common import writable_folder
+
+NAME = "demo"
+HELP = "grade the bundled samples against the local simulator, then resume (offline)"
+DESCRIPTION = """\
+Start the simulator on a free loopback port, grade the bundled sample sessions (every
+format) with a two-judge panel and a fallback judge, print the summary and where the
+score columns are, then run again to show that a finished run resumes with no request.
+No network, no key."""
+
+
+def add(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", default="out/demo", metavar="DIR", help="results folder (default out/demo)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    out = writable_folder(args.out, "--out")
+    return anyio.run(lambda: run_demo(Path(out), quiet=args.quiet))

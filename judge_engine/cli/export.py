@@ -1,0 +1,38 @@
+"""`judge-engine export`: the score columns, one row per session, for joining or upserting."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..sinks import EXPORT_FORMATS, export
+from ._common import UsageError, writable_file
+
+NAME = "export"
+HELP = "write the score columns, one row per session, as Parquet, CSV, JSONL or Braintrust"
+DESCRIPTION = """\
+Write one row per session from OUT's journal: for each judge slot its success,
+confidence, reasoning, judge model and status, and task_success (the first slot),
+keyed by session_id: ready to join onto the source dataset (datasets' add_column, a SQL
+join) or, with --to braintrust, to merge-upsert onto the sessions' root spans (every
+slot under its own score name)."""
+
+
+def add(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", metavar="OUT", help="a results folder a grade run wrote")
+    parser.add_argument(
+        "--to", choices=EXPORT_FORMATS, default="parquet", help="format (default parquet)"
+    )
+    parser.add_argument(
+        "--file", metavar="PATH", help="where to write (default OUT/scores-by-session.*)"
+    )
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    target = writable_file(args.file, "--file") if args.file else None
+    try:
+        path, rows = export(Path(args.out), args.to, target)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{rows:,} sessions -> {path}")
+    return 0

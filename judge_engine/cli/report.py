@@ -1,0 +1,98 @@
+"""`judge-engine report`: success rates by benchmark, harness and agent model, and cost."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..agreement import agree
+from ..pricing import parse_price
+from ..report import build, plots, to_csv, to_markdown
+from ._common import UsageError, writable_folder
+
+NAME = "report"
+HELP = "success rates by benchmark, harness and agent model, with intervals and cost"
+DESCRIPTION = """\
+Success rate per benchmark x harness x agent model with n and Wilson 95% intervals
+(cells under --min-n marked); per configuration the pooled rate beside the
+benchmark-balanced rate; the agents' tokens and cost per task and per success;
+optionally PNG charts (--plots DIR, with matplotlib installed).
+
+Verdicts are those of the run's first judge slot (the task_success column), or of
+--judge SLOT, or the majority of the current panel (--majority)."""
+
+
+def add(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", metavar="OUT", help="a results folder a grade run wrote")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--judge",
+        metavar="SLOT",
+        help="the judge slot whose verdicts count (default: the first slot, the "
+        "task_success column)",
+    )
+    which.add_argument(
+        "--majority",
+        action="store_true",
+        help="count the majority verdict of the panel's judges (ties left out)",
+    )
+    parser.add_argument(
+        "--min-n", type=_positive_int, default=10, metavar="N",
+        help="mark cells with fewer sessions (default 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--format", choices=("md", "csv"), default="md", help="output format (default md)"
+    )
+    parser.add_argument("--plots", metavar="DIR", help="also write PNG charts into DIR")
+    parser.add_argument(
+        "--price",
+        action="append",
+        metavar="MODEL=IN,OUT",
+        help="an agent model's price in USD per million tokens (repeatable)",
+    )
+    parser.add_argument(
+        "--all-judges",
+        action="store_true",
+        help="count every judge in the journal, not only the current panel's",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
+    return value
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    plots_dir = writable_folder(args.plots, "--plots") if args.plots else None
+    try:
+        prices = dict(parse_price(text) for text in args.price or ())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.out)
+    try:
+        report = build(
+            out,
+            slot=args.judge,
+            majority=args.majority,
+            min_n=args.min_n,
+            prices=prices,
+            all_judges=args.all_judges,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    print(to_markdown(report) if args.format == "md" else to_csv(report), end="")
+    print()
+    if plots_dir is not None:
+        try:
+            written = plots(report, agree(out, all_judges=args.all_judges), plots_dir)
+        except RuntimeError as exc:
+            raise UsageError(str(exc)) from None
+        for path in written:
+            print(f"plot: {path}", file=sys.stderr)
+    return 0
