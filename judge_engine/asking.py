@@ -11,7 +11,10 @@ bodies that are not a completion, verdicts that do not parse. What cannot is a f
 at once: another 4xx, a model mismatch, a request larger than the tpm. Whatever else
 goes wrong with one reply is this request's failure (`internal_error`), never the
 run's. A 401, a redirect, or a judge whose first requests all fail for good stop the
-run (`FatalError`). A gateway that refuses a JSON Schema response format gets JSON
+run (`FatalError`), and so does a gateway nothing answers at (refused, unknown host)
+before it ever answered. A failure whose last error may pass on another try (a
+connection, a timeout, a 5xx, a 429) is recorded as transient: the next run asks it
+again. A gateway that refuses a JSON Schema response format gets JSON
 mode from then on, for that judge.
 """
 
@@ -42,6 +45,13 @@ BREAKER = 10
 OUTPUT_ESTIMATE = 200
 #: Replies longer than this are parsed in a worker thread, off the event loop.
 PARSE_IN_THREAD = 64 * 1024
+#: Tries of a request to a gateway that has never answered and cannot be connected to
+#: (refused, unknown host) before the run stops: a wrong --base-url, not a bad moment.
+UNREACHABLE_TRIES = 3
+#: Reply errors another try may pass (a proxy's HTML page, an empty body); a verdict
+#: that does not parse or is cut off is the judge's answer, asked again only within
+#: the retries and then failed for good.
+_TRANSIENT_REPLIES = ("bad_response",)
 
 
 class FatalError(Exception):
@@ -124,6 +134,7 @@ class Asker:
             error: str
             raw: str | None = None
             hint: float | None = None
+            transient = False
             structured = judge not in self.plain_json
             body = orjson.dumps(
                 request.body
@@ -160,14 +171,23 @@ class Asker:
                     at=time.time(),
                 )
             except GatewayError as exc:
+                if exc.kind == "stopped":
+                    return None  # the run stopped before this request was on the wire
                 if exc.kind == "auth":
                     raise FatalError(
                         f"the gateway at {self.transport.printable_url} refused the API key: "
                         f"{exc.describe()}"
                     ) from None
-                if exc.kind in ("redirect", "unreachable"):
+                if exc.kind == "redirect":
                     raise FatalError(
                         f"the gateway at {self.transport.printable_url}: {exc}"
+                    ) from None
+                if exc.kind == "unreachable" and attempts >= min(
+                    UNREACHABLE_TRIES, self.retry.max_retries + 1
+                ):
+                    raise FatalError(
+                        f"cannot reach the gateway at {self.transport.printable_url} ({exc}): "
+                        "check --base-url or $OPENAI_BASE_URL"
                     ) from None
                 if structured and refuses_schema(exc):
                     # This gateway takes no JSON Schema: JSON mode from now on, for
@@ -177,6 +197,7 @@ class Asker:
                     continue
                 error = exc.describe()
                 hint = exc.retry_after_s
+                transient = exc.retryable
                 if not exc.retryable:
                     counted = exc.kind != "too_large_for_tpm"
                     return self._failed(base, error, raw, usage, attempts, spent, judge, counted)
@@ -186,13 +207,16 @@ class Asker:
             except ReplyError as exc:
                 error = f"{exc.kind}: {exc}"
                 raw = exc.raw[:4000]
+                transient = exc.kind in _TRANSIENT_REPLIES
             except (FatalError, JournalError):
                 raise
             except Exception as exc:
                 error = f"internal_error: {type(exc).__name__}: {str(exc)[:300]}"
                 return self._failed(base, error, raw, usage, attempts, spent, judge, True)
             if attempts > self.retry.max_retries:
-                return self._failed(base, error, raw, usage, attempts, spent, judge, False)
+                return self._failed(
+                    base, error, raw, usage, attempts, spent, judge, False, transient=transient
+                )
             self.tally.retries += 1
             await anyio.sleep(self.transport.backoff(attempts, hint))
 
@@ -206,10 +230,12 @@ class Asker:
         spent: _Spent,
         judge: str,
         breaker: bool,
+        *,
+        transient: bool = False,
     ) -> Record:
         """A failure record; a judge whose first requests all fail for good stops the run.
         `breaker`: whether this failure counts towards that (retries spent do not: a
-        flaky server is not a wrong model name)."""
+        flaky server is not a wrong model name). `transient`: another run may pass."""
         if breaker:
             count = self._failures.get(judge, 0) + 1
             self._failures[judge] = count
@@ -223,6 +249,7 @@ class Asker:
             status=FAILED,
             error=error,
             raw=raw,
+            transient=transient,
             usage=usage,
             attempts=attempts,
             cost_usd=spent.value(self.budget),

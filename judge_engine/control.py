@@ -13,6 +13,7 @@ second Ctrl-C stops at once.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable
 
 import anyio
@@ -28,10 +29,12 @@ class RunControl:
         *,
         in_flight: Callable[[], int] = lambda: 0,
         say: Callable[[str], None] = lambda text: None,
+        on_stop: Callable[[], None] = lambda: None,
     ) -> None:
         self._grace_s = grace_s
         self._in_flight = in_flight
         self._say = say
+        self._on_stop = on_stop
         #: Why the run stopped taking work: "signal" or "max_cost"; None while it runs.
         self.reason: str | None = None
         self._work: anyio.CancelScope | None = None
@@ -50,6 +53,7 @@ class RunControl:
         if self.reason is not None:
             return
         self.reason = reason
+        self._on_stop()  # from this moment, nothing new goes on the wire
         if reason == "signal":
             waiting = self._in_flight()
             self._say(
@@ -70,11 +74,9 @@ class RunControl:
         self.cancel()
 
     async def watch_signals(self) -> None:
-        try:
-            receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        except (NotImplementedError, ValueError, RuntimeError):
-            return  # not the main thread: the caller owns signals
-        with receiver as signals:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread: its owner handles them
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 if self.stopping():
                     self._say("stopping at once")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,13 +36,13 @@ from .asking import Asker, FatalError
 from .config import Config
 from .control import RunControl
 from .gateway import Gateway, Transport
-from .journal import Journal, JournalError, OutLock, Record
+from .journal import FAILED, SKIPPED, Journal, JournalError, OutLock, Record
 from .plan import Job, Planner
 from .pricing import Budget, PriceTable
 from .progress import JudgeTally, Progress, Tally, format_summary
 from .redact import Secrets, redact_text
 from .rubrics import RubricSet
-from .sessions import Rejection, Session, count_rows, expand, read_sessions
+from .sessions import Rejection, Session, SourceError, count_rows, expand, read_sessions
 from .sinks import SCORES, JsonlWriter, RejectLog, rebuild_scores, score_row
 
 #: Sessions the producer reads per trip to its thread.
@@ -62,12 +62,34 @@ class RunResult:
     status: str = "done"
     message: str = ""
     rows_read: int = 0
+    #: Sessions read (rejected rows are not sessions).
     sessions: int = 0
+    #: Sessions of which this run finished every request with a verdict (or a skip).
+    graded: int = 0
+    #: Sessions earlier runs had finished: nothing was asked.
     already_done: int = 0
+    #: Sessions lacking a verdict because a request failed: in this run, or for good in
+    #: an earlier one (left for --retry-failed).
+    sessions_failed: int = 0
+    #: Sessions taken but not finished when the run stopped (asked again on resume).
+    not_reached: int = 0
+    #: Whether the run stopped before reading every source.
+    sources_left: bool = False
     rejected: int = 0
+    #: Requests: verdicts, failures and guard skips made durable by this run.
     verdicts: int = 0
     failed: int = 0
+    #: Of the failed requests, those another try may pass: the next run asks them.
+    failed_transient: int = 0
+    #: Requests earlier runs failed for good, not asked (see --retry-failed).
+    failed_before: int = 0
     skipped: int = 0
+    #: Guard skips by judge slot.
+    skipped_slots: dict[str, int] = field(default_factory=dict)
+    #: Sources (files, or hub datasets) that yielded no session.
+    empty_sources: list[str] = field(default_factory=list)
+    #: Where --fresh moved the earlier journal.
+    moved_aside: str | None = None
     requests_sent: int = 0
     retries: int = 0
     throttled: int = 0
@@ -83,6 +105,11 @@ class RunResult:
     #: parse (verdicts), journal (durable writes, score rows), and the rest: HTTP, the
     #: event loop, limits and progress. Measured per thread, so stages do not overlap.
     cpu_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lacking(self) -> int:
+        """Sessions without all their verdicts when the run ended."""
+        return self.sessions_failed + self.not_reached
 
     def summary_json(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "judges"}
@@ -131,6 +158,12 @@ class _Run:
         #: The run's credentials, scrubbed from everything it writes or prints.
         self.secrets = Secrets(api_key, config.gateway.url)
         self.cpu: defaultdict[str, float] = defaultdict(float)
+        #: Sessions read per source, to name the sources that yielded none.
+        self.per_source: Counter[str] = Counter()
+        #: Sessions handed to workers and not yet finished.
+        self.open_jobs = 0
+        #: Whether the producer read every row it was meant to (or up to --limit).
+        self.read_all = False
 
     async def execute(self) -> RunResult:
         """The run, holding OUT's lock until every output is final (the scores rewrite
@@ -165,6 +198,7 @@ class _Run:
                         config.run.grace,
                         in_flight=lambda: transport.in_flight,
                         say=self.progress.say,
+                        on_stop=transport.stop_sending,
                     )
                     self.asker = Asker(
                         transport,
@@ -182,11 +216,15 @@ class _Run:
                 self.progress.close(self._status())
                 self.rejects.close()
                 self.scores.close()
-        except (FatalError, JournalError) as exc:
+        except (FatalError, JournalError, SourceError) as exc:
             self.result.status = "error"
             self.result.message = self.secrets.scrub(str(exc))
         finally:
             self.journal.close()
+        self.result.moved_aside = (
+            str(self.journal.moved_aside) if self.journal.moved_aside else None
+        )
+        self.result.empty_sources = [s for s in sources if not self.per_source[s]]
         self.result.wall_s = time.monotonic() - started
         asker = getattr(self, "asker", None)
         if asker is not None:
@@ -244,7 +282,7 @@ class _Run:
                         send_records.close()
                     control.cancel_scope.cancel()
         except BaseException as group:  # unwrap the one error that ended the run
-            fatal = _first(group, (FatalError, JournalError))
+            fatal = _first(group, (FatalError, JournalError, SourceError))
             if fatal is not None:
                 raise fatal from None
             raise
@@ -279,6 +317,7 @@ class _Run:
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                         return
                 if not more:
+                    self.read_all = True
                     return
 
     def _next_batch(self, items: Iterator[Session | Rejection]) -> tuple[list[Job], int, bool]:
@@ -311,12 +350,18 @@ class _Run:
                 finished += 1
                 continue
             result.sessions += 1
+            self.per_source[item.source.source] += 1
             job = self.planner.plan(item)
             result.changed += job.changed
+            result.failed_before += job.failed_before
             if job.pending:
                 jobs.append(job)
+                self.open_jobs += 1
             else:
-                result.already_done += 1
+                if job.failed_before:
+                    result.sessions_failed += 1
+                else:
+                    result.already_done += 1
                 finished += 1
         return jobs, finished, True
 
@@ -406,14 +451,26 @@ class _Run:
                 finished = 0
                 for done in batch:
                     record = done.record
+                    job = done.job
                     self.tally.count(
                         record.status, record.judge or record.slot, record.success, record.error
                     )
+                    if record.status == FAILED:
+                        job.failed += 1
+                        self.result.failed_transient += record.transient
+                    elif record.status == SKIPPED:
+                        slots = self.result.skipped_slots
+                        slots[record.slot] = slots.get(record.slot, 0) + 1
                     if record.sample == 0:
                         self.scores.write(score_row(record), flush=False)
-                    done.job.remaining -= 1
-                    if done.job.remaining == 0:
+                    job.remaining -= 1
+                    if job.remaining == 0:
                         finished += 1
+                        self.open_jobs -= 1
+                        if job.failed or job.failed_before:
+                            self.result.sessions_failed += 1
+                        else:
+                            self.result.graded += 1
                 self.scores.flush()  # streamed: a batch at a time
                 for done in batch:
                     done.durable.set()
@@ -465,6 +522,8 @@ class _Run:
             result.throttled = transport.stats.throttled
         control = getattr(self, "control", None)
         result.stopped = control.reason if control is not None else None
+        result.not_reached = self.open_jobs
+        result.sources_left = not self.read_all
         result.cost_usd = round(self.budget.spent, 6) if self.budget.known else None
         if result.status != "error":
             try:
@@ -477,7 +536,7 @@ class _Run:
                 result.status = "interrupted"
             elif result.stopped == "max_cost":
                 result.status = "max_cost"
-            elif result.failed:
+            elif result.lacking:
                 result.status = "incomplete"
         with contextlib.suppress(JournalError):  # the summary is a convenience, not the record
             self._write_json("summary.json", result.summary_json())

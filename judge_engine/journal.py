@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import time
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,6 +65,10 @@ class Record:
     error: str | None = None
     #: For failures: the last raw reply, kept for inspection.
     raw: str | None = None
+    #: For failures: whether another try may pass (a connection, a timeout, a 5xx, a
+    #: 429 after the last retry). The next run asks a transient failure again; a
+    #: permanent one (a 4xx, a verdict never parsed) waits for --retry-failed.
+    transient: bool = False
     guard: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     latency_ms: float | None = None
@@ -171,19 +176,25 @@ class _Done:
 
     finished: npt.NDArray[np.uint64]
     finished_prints: npt.NDArray[np.uint64]
+    #: Requests whose latest record is a permanent failure.
     failed: npt.NDArray[np.uint64]
 
 
+#: What the journal knows of a request (`Journal.lookup`).
+NEW, DONE, FAILED_BEFORE = "new", "done", "failed"
+
+
 def _load_keys(path: Path) -> _Done:
-    """The requests a journal holds as finished and as failed (the last record of a key
-    decides), with the fingerprint of the row each finished one graded."""
+    """The requests a journal holds as finished and as failed for good (the last
+    record of a key decides; a transient failure is as if never asked), with the
+    fingerprint of the row each finished one graded."""
     numbers = array("Q")
     prints = array("Q")
-    failed = array("b")
+    state = array("b")  # 0 finished, 1 failed for good, 2 failed for now
     for record in read_records(path):
         numbers.append(_key_number(record.key))
         prints.append(fingerprint_number(record.fingerprint))
-        failed.append(record.status == FAILED)
+        state.append(0 if record.status != FAILED else (2 if record.transient else 1))
     if not numbers:
         empty = np.empty(0, dtype=np.uint64)
         return _Done(empty, empty, empty)
@@ -191,10 +202,11 @@ def _load_keys(path: Path) -> _Done:
     last = _last_occurrences(keys)
     finals = keys[last]
     final_prints = np.frombuffer(prints, dtype=np.uint64)[last]
-    is_failed = np.frombuffer(failed, dtype=np.int8)[last].astype(bool)
-    order = np.argsort(finals[~is_failed], kind="stable")
+    final_state = np.frombuffer(state, dtype=np.int8)[last]
+    finished = final_state == 0
+    order = np.argsort(finals[finished], kind="stable")
     return _Done(
-        finals[~is_failed][order], final_prints[~is_failed][order], np.sort(finals[is_failed])
+        finals[finished][order], final_prints[finished][order], np.sort(finals[final_state == 1])
     )
 
 
@@ -260,6 +272,17 @@ class OutLock:
         self.release()
 
 
+def _aside(path: Path) -> Path:
+    """A dated name beside `path` that no file has: journal-20261121-093000.jsonl."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime())
+    candidate = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{stamp}-{number}{path.suffix}")
+    return candidate
+
+
 class Journal:
     """The append side: open, load what is done, append batches durably.
 
@@ -270,9 +293,12 @@ class Journal:
         self._own_lock = lock is None
         self._lock = lock if lock is not None else OutLock(out_dir)
         self._handle: IO[bytes] | None = None
+        #: Where `fresh` moved the earlier journal (paid verdicts are never deleted).
+        self.moved_aside: Path | None = None
         try:
-            if fresh and self.path.exists():
-                self.path.unlink()
+            if fresh and self.path.exists() and self.path.stat().st_size:
+                self.moved_aside = _aside(self.path)
+                os.replace(self.path, self.moved_aside)
             self._truncate_torn_tail()
             self._done = _load_keys(self.path)
             self._handle = open(self.path, "ab")  # noqa: SIM115
@@ -307,23 +333,26 @@ class Journal:
 
     @property
     def known(self) -> int:
-        """How many requests earlier runs finished (verdict, failure or skip)."""
+        """How many requests earlier runs finished (verdict, skip, or failed for good)."""
         return int(self._done.finished.size + self._done.failed.size)
 
     def is_done(self, key: str, *, retry_failed: bool = False) -> bool:
-        """Whether an earlier run finished this request (a failure counts unless
-        `retry_failed`). Keys finished in this run are not looked up: sessions are
-        unique within a run, so a run meets each key once."""
-        return self.lookup(key, retry_failed=retry_failed)[0]
+        """Whether the next run leaves this request alone (see `lookup`)."""
+        return self.lookup(key, retry_failed=retry_failed)[0] != NEW
 
-    def lookup(self, key: str, *, retry_failed: bool = False) -> tuple[bool, int]:
-        """Whether an earlier run finished this request, and the fingerprint of the row
-        it graded (0: unknown, or not a verdict)."""
+    def lookup(self, key: str, *, retry_failed: bool = False) -> tuple[str, int]:
+        """What an earlier run left of this request: `DONE` (a verdict or a skip),
+        `FAILED_BEFORE` (failed for good; `NEW` with `retry_failed`) or `NEW` (never
+        asked, or failed in a way another try may pass); and the fingerprint of the row
+        it graded (0: unknown, or not a verdict). Keys finished in this run are not
+        looked up: sessions are unique within a run, so a run meets each key once."""
         number = _key_number(key)
         at = _find(self._done.finished, number)
         if at != -1:
-            return True, int(self._done.finished_prints[at])
-        return (not retry_failed and _find(self._done.failed, number) != -1), 0
+            return DONE, int(self._done.finished_prints[at])
+        if not retry_failed and _find(self._done.failed, number) != -1:
+            return FAILED_BEFORE, 0
+        return NEW, 0
 
     def append(self, records: list[Record]) -> None:
         """Write a batch and make it durable (flush + fsync) before returning."""

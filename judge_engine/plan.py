@@ -19,13 +19,23 @@ from typing import Any
 
 from .config import PanelOptions, RequestOptions
 from .guard import Assignment, assign
-from .journal import FAILED, SKIPPED, Record, fingerprint_number, request_key
+from .journal import (
+    DONE,
+    FAILED,
+    FAILED_BEFORE,
+    NEW,
+    SKIPPED,
+    Record,
+    fingerprint_number,
+    request_key,
+)
 from .prompt import PROMPT_VERSION, JudgeRequest, TooLarge, render_request, retarget
 from .rubrics import Rubric, RubricSet
 from .sessions import Session
 
-#: What the journal knows of a key: (done, fingerprint of the row it graded).
-Lookup = Callable[[str], tuple[bool, int]]
+#: What the journal knows of a key: (NEW, DONE or FAILED_BEFORE, fingerprint of the
+#: row it graded).
+Lookup = Callable[[str], tuple[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +59,10 @@ class Job:
     changed: bool = False
     #: Pending requests not yet made durable (the writer counts them down).
     remaining: int = 0
+    #: Requests an earlier run failed for good, left for --retry-failed.
+    failed_before: int = 0
+    #: Requests of this run that ended failed (the writer counts them).
+    failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +107,7 @@ class Planner:
         current = fingerprint_number(session.source.fingerprint)
         pending = []
         changed = False
+        failed_before = 0
         panel = self.panel
         for assignment in assign(
             panel.judge, panel.fallback_judge, session.agent_models, panel.guard
@@ -106,13 +121,16 @@ class Planner:
                     PROMPT_VERSION,
                     sample,
                 )
-                done, graded = self._lookup(key) if self._lookup else (False, 0)
-                if done and graded and graded != current:
+                state, graded = self._lookup(key) if self._lookup else (NEW, 0)
+                if state == DONE and graded and graded != current:
                     changed = True  # graded before, from a row that has changed since
-                    done = not self._regrade_changed
-                if not done:
+                    if self._regrade_changed:
+                        state = NEW
+                if state == FAILED_BEFORE:
+                    failed_before += 1
+                elif state == NEW:
                     pending.append(Planned(assignment, sample, key))
-        return Job(session, rubric, pending, changed, len(pending))
+        return Job(session, rubric, pending, changed, len(pending), failed_before)
 
     def render(self, job: Job) -> Rendered:
         """The exact body of every pending request with a judge: the session rendered

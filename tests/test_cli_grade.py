@@ -77,7 +77,7 @@ def test_grade_reads_toml_config_and_flags_win(
     assert KEY not in (out / "run.json").read_text()
     assert len(read_jsonl(out / "scores.jsonl")) == 8
     printed = capsys.readouterr().out
-    assert "score columns:" in printed and "4 sessions" in printed
+    assert "score columns:" in printed and "sessions: 4 graded" in printed
 
 
 def test_config_files_may_not_hold_keys_or_unknown_options(

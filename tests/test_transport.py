@@ -57,6 +57,9 @@ class InProcess:
             RateInfo(),
         )
 
+    def stop_sending(self) -> None:
+        pass
+
     def backoff(self, attempt: int, hint_s: float | None) -> float:
         return 0.0
 

@@ -75,7 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(arguments)
+        args, rest = parser.parse_known_args(arguments)
+        if rest:
+            # Sources may follow options too (`grade --judge m a.jsonl b.jsonl`), which
+            # argparse leaves over once the positionals were taken.
+            if _takes_sources(args.command) and not any(item.startswith("-") for item in rest):
+                args.sources = [*getattr(args, "sources", []), *rest]
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
     except SystemExit as done:  # --help, --version, or a usage error already printed
         return done.code if isinstance(done.code, int) else 2
     if args.command is None:
@@ -109,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 70
+
+
+def _takes_sources(name: str | None) -> bool:
+    command = next((m for m in COMMANDS if name == m.NAME), None)
+    return bool(getattr(command, "TAKES_SOURCES", False))
 
 
 def _closed_pipe() -> int:

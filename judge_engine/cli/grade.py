@@ -20,6 +20,8 @@ from ._common import (
     writable_folder,
 )
 
+#: Sources may follow the options.
+TAKES_SOURCES = True
 NAME = "grade"
 HELP = "grade sessions with one or more LLM judges, resumably, at the rate limit"
 DESCRIPTION = """\
@@ -95,26 +97,64 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _closing(result: RunResult, config: Config, resume: str) -> None:
+    """What the run did, and what to run next: on stdout, after the summary."""
     out = Path(config.run.out)
+    for source in result.empty_sources:
+        print(f"judge-engine: warning: no session in {source}", file=sys.stderr)
+    if result.moved_aside:
+        print(f"\n--fresh: the earlier journal was moved to {result.moved_aside} (kept, not read)")
     print(
-        f"\n{result.sessions:,} sessions ({result.already_done:,} already done), "
+        f"\nsessions: {result.graded:,} graded, {result.already_done:,} already done, "
+        f"{result.sessions_failed:,} failed, {result.not_reached:,} not reached; "
         f"{result.rejected:,} rejected rows ({out / 'rejected.jsonl'})\n"
         f"score columns: {out / 'scores.jsonl'} ({result.score_rows:,} rows)"
     )
+    for slot, count in result.skipped_slots.items():
+        print(
+            f"\nthe guard skipped slot {slot} on {count:,} sessions its own model produced; "
+            "add --fallback-judge MODEL to grade them"
+        )
     if result.stopped == "signal":
-        print(f"\nstopped by a signal; everything finished is saved. Resume with:\n  {resume}")
+        _stopped("stopped by a signal", result, resume)
     elif result.stopped == "max_cost":
-        print(
-            f"\nstopped before passing --max-cost; resume (with a higher limit) with:\n  {resume}"
-        )
-    elif result.failed:
-        print(
-            f"\n{result.failed:,} requests failed for good; ask them again with:\n  "
-            f"{resume} --retry-failed"
-        )
+        _stopped("stopped before passing --max-cost (raise it to go on)", result, resume)
+    elif result.lacking:
+        _lacking(result, resume)
     if result.changed and not config.run.regrade_changed:
         print(
             f"\nnote: {result.changed:,} sessions graded before have changed since (their "
             f"rows differ); their verdicts are kept. Grade them again with:\n  "
-            f"{resume} --regrade-changed"
+            f"{_with(resume, '--regrade-changed')}"
         )
+
+
+def _stopped(why: str, result: RunResult, resume: str) -> None:
+    left = f"{result.not_reached:,} sessions taken were not finished"
+    if result.sources_left:
+        left += " and the rest of the sources was not read"
+    print(f"\n{why}: {left}; every answer received is saved. Resume with:\n  {resume}")
+
+
+def _lacking(result: RunResult, resume: str) -> None:
+    """How many sessions lack a verdict, why, and the command for each kind."""
+    print(f"\n{result.lacking:,} sessions lack a verdict.")
+    if result.failed_transient:
+        print(
+            f"{result.failed_transient:,} requests failed in a way another try may pass "
+            "(connection, timeout, 5xx, 429); run the same command again to ask them:\n"
+            f"  {resume}"
+        )
+    permanent = result.failed - result.failed_transient + result.failed_before
+    if permanent:
+        earlier = f" ({result.failed_before:,} in an earlier run)" if result.failed_before else ""
+        print(
+            f"{permanent:,} requests failed for good{earlier} (a 4xx, a verdict never "
+            "parsed: see the reasons above and in the journal); ask them again with:\n"
+            f"  {_with(resume, '--retry-failed')}"
+        )
+    if result.not_reached:
+        print(f"{result.not_reached:,} sessions were not reached; resume with:\n  {resume}")
+
+
+def _with(command: str, flag: str) -> str:
+    return command if flag in command.split() else f"{command} {flag}"

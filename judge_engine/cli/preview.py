@@ -14,6 +14,8 @@ from ..sessions import Rejection, expand, read_sessions
 from ..sinks import JsonlWriter, RejectLog
 from ._common import add_options, build_config, warn_if_empty, writable_folder
 
+#: Sources may follow the options.
+TAKES_SOURCES = True
 NAME = "preview"
 HELP = "write the exact judge requests without sending them, and estimate their cost"
 DESCRIPTION = """\

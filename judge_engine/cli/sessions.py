@@ -14,6 +14,8 @@ from ..sessions.fidelity import MEASURES
 from ..sinks import RejectLog
 from ._common import add_options, build_config, writable_folder
 
+#: Sources may follow the options.
+TAKES_SOURCES = True
 NAME = "sessions"
 HELP = "count sessions by format, benchmark, harness and agent model, and how they were read"
 DESCRIPTION = """\

@@ -10,6 +10,8 @@ from ..sessions import Session, read_sessions
 from ..show import describe
 from ._common import UsageError, add_options, build_config
 
+#: Sources may follow the options.
+TAKES_SOURCES = True
 NAME = "show"
 HELP = "print what the judge will read for one session, and how its trace was read"
 DESCRIPTION = """\

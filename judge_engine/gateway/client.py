@@ -181,6 +181,8 @@ class Gateway:
         self._max_pause_s = min(max_pause_s, MAX_HINT_S)
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
+        #: Set when the run stops: a request not yet on the wire is never sent.
+        self._stopped = False
 
     async def __aenter__(self) -> Gateway:
         headers = {
@@ -287,6 +289,22 @@ class Gateway:
         ceiling = min(cap, base * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
+    def stop_sending(self) -> None:
+        """From now on no request goes on the wire; those waiting for a slot or a limit
+        end with a "stopped" error. Requests already sent finish."""
+        self._stopped = True
+
+    def _not_connected(self, exc: aiohttp.ClientConnectorError) -> GatewayError:
+        """A connection that could not be made. Before the server ever answered, that
+        is "unreachable" (nothing listens there, or the host is unknown: most likely a
+        wrong URL); after, a "connection" error like any other drop."""
+        if isinstance(exc, aiohttp.ClientConnectorDNSError):
+            reason = f"unknown host {exc.host}"
+        else:
+            reason = exc.strerror or (str(exc.os_error) if exc.os_error else "no connection")
+        kind = "connection" if self.stats.by_status else "unreachable"
+        return GatewayError(kind, self.scrub(reason), retryable=True)
+
     async def send(
         self, body: bytes, estimated_tokens: int, extra_headers: Mapping[str, str] | None = None
     ) -> Reply:
@@ -333,6 +351,10 @@ class Gateway:
                     retryable=False,
                 )
             entry = await self.tokens.acquire(estimated_tokens) if self.tokens else None
+            if self._stopped:  # it waited for a slot or a limit while the run stopped
+                if self.tokens is not None and entry is not None:
+                    self.tokens.settle(entry, 0)
+                raise GatewayError("stopped", "the run is stopping", retryable=False)
             self.stats.sent += 1
             if self._pace_file is not None and self.pacer.rpm:
                 _write_time(self._pace_file)
@@ -351,6 +373,9 @@ class Gateway:
                 raise GatewayError(
                     "timeout", f"no reply within {self._timeout_s:g} s", retryable=True
                 ) from None
+            except aiohttp.ClientConnectorError as exc:
+                self.stats.connection_errors += 1
+                raise self._not_connected(exc) from None
             except aiohttp.ClientError as exc:
                 self.stats.connection_errors += 1
                 raise GatewayError(

@@ -37,6 +37,11 @@ class Transport(Protocol):
         """One request: its reply, or a `GatewayError`."""
         ...
 
+    def stop_sending(self) -> None:
+        """The run is stopping: send nothing more; requests on the wire may finish,
+        those not yet sent end with a `GatewayError` of kind "stopped"."""
+        ...
+
     def backoff(self, attempt: int, hint_s: float | None) -> float:
         """Seconds to wait before retry `attempt` (1 = the first retry)."""
         ...
