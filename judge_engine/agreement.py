@@ -184,8 +184,11 @@ def analyse(data: Verdicts, sessions: Sequence[str], labels: Mapping[str, int]) 
 
     majority = {s: _majority([x for x, _ in v.values()]) for s, v in first.items() if len(v) >= 2}
     decided = {s: m for s, m in majority.items() if m is not None}
+    # With two judges a majority exists only where they agree, so every judge "sides
+    # with it" by construction: that figure is only shown for three judges or more.
+    only_agreement = len(judges) < 3
     sides: dict[str, Any] = {}
-    for judge in judges:
+    for judge in [] if only_agreement else judges:
         agree = [first[s][judge][0] == m for s, m in decided.items() if judge in first[s]]
         n = len(agree)
         sides[judge] = {
@@ -198,6 +201,7 @@ def analyse(data: Verdicts, sessions: Sequence[str], labels: Mapping[str, int]) 
         "decided": len(decided),
         "ties": len(majority) - len(decided),
         "success_rate": _round(sum(decided.values()) / len(decided)) if decided else None,
+        "only_where_judges_agree": only_agreement,
         "judges": sides,
     }
 
@@ -298,10 +302,12 @@ def agree(
     """The whole `agree` report for a results folder."""
     data = load(out_dir, all_judges=all_judges)
     labels = dict(data.labels)
-    source = "the source's label column" if labels else None
+    carried = "the source rows (their success/label/resolved/passed field)"
+    source = carried if labels else None
     if labels_file is not None:
-        labels.update(read_labels(labels_file))
-        source = str(labels_file) if source is None else f"{labels_file} and the source's labels"
+        given = read_labels(labels_file)
+        labels.update(given)  # the file wins where both say
+        source = f"{labels_file}" if source is None else f"{labels_file}, then {carried}"
     sessions = list(data.first)
     result = analyse(data, sessions, labels)
     result["ci_method"] = CI_METHOD
@@ -315,9 +321,13 @@ def agree(
         groups: dict[str, list[str]] = {}
         for session in sessions:
             groups.setdefault(data.groups[session][by], []).append(session)
-        result["by"] = {
-            by: {name: analyse(data, members, labels) for name, members in sorted(groups.items())}
+        sections = {
+            name: analyse(data, members, labels) for name, members in sorted(groups.items())
         }
+        for section in sections.values():
+            if "labels" in section:
+                section["labels"]["source"] = source
+        result["by"] = {by: sections}
     return result
 
 
@@ -368,8 +378,8 @@ def _render_section(section: Mapping[str, Any], title: str) -> str:
     ]
     if section["pairs"]:
         lines.append(
-            f"  {'pair':<48}{'n':>6}{'agree':>8}{'kappa':>8}  {'95% CI':<16}"
-            "confusion [[00,01],[10,11]]"
+            f"  {'pair (first ~ second)':<48}{'n':>6}{'agree':>8}{'kappa':>8}  {'95% CI':<16}"
+            "confusion [[0~0, 0~1], [1~0, 1~1]]"
         )
         for p in section["pairs"]:
             name = f"{p['a']} ~ {p['b']}"
@@ -378,6 +388,8 @@ def _render_section(section: Mapping[str, Any], title: str) -> str:
                 f"{_f(p['cohen_kappa']):>8}  {_ci(p['kappa_ci95']):<16}"
                 f"{p['confusion']}{_small(p)}"
             )
+    if section["pairs"]:
+        lines.append("  (confusion rows: the first judge's verdict 0, 1; columns: the second's)")
     if len(section["judges"]) >= 2:
         lines.append(
             f"  Fleiss' kappa {_f(section['fleiss_kappa'])} over "
@@ -386,7 +398,13 @@ def _render_section(section: Mapping[str, Any], title: str) -> str:
             f"{section['alpha_sessions']} sessions"
         )
     majority = section["majority"]
-    if majority["sessions"]:
+    if majority["sessions"] and majority.get("only_where_judges_agree"):
+        lines.append(
+            f"  majority: with two judges, only where they agree: {majority['decided']} "
+            f"sessions ({majority['ties']} split); success rate "
+            f"{_f(majority['success_rate'])}"
+        )
+    elif majority["sessions"]:
         lines.append(
             f"  majority: {majority['decided']} sessions decided, {majority['ties']} "
             f"ties; success rate {_f(majority['success_rate'])}"
@@ -398,15 +416,21 @@ def _render_section(section: Mapping[str, Any], title: str) -> str:
             )
     labels = section.get("labels")
     if labels:
+        where = labels.get("source") or "the labels given"
         lines.append(
-            f"  against labels ({labels['sessions']} sessions, success rate "
+            f"  against labels from {where} ({labels['sessions']} sessions, success rate "
             f"{_f(labels['success_rate'])}):"
         )
         lines.append(
             f"    {'judge':<30}{'n':>5}{'acc':>7}{'prec':>7}{'recall':>8}{'F1':>7}"
             f"{'kappa':>7}  kappa 95% CI"
         )
-        rows = [*labels["judges"].items(), ("(majority)", labels["majority"])]
+        name = (
+            "(majority: where both agree)"
+            if majority.get("only_where_judges_agree")
+            else "(majority)"
+        )
+        rows = [*labels["judges"].items(), (name, labels["majority"])]
         for judge, m in rows:
             lines.append(
                 f"    {judge:<30}{m['n']:>5}{_f(m['accuracy'], 2):>7}"

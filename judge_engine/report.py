@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .agreement import SMALL_CELL
 from .pricing import PriceTable
 from .results import Results, majority, open_results, verdict_of
 from .stats import balanced_rate, wilson
@@ -346,91 +347,161 @@ def to_csv(report: Mapping[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def plots(report: Mapping[str, Any], agreement: Mapping[str, Any], folder: Path) -> list[Path]:
-    """PNG charts: success heatmap, pooled vs balanced bars, the judges' kappa matrix."""
+#: The smallest type on a chart, in points: readable at 100% zoom.
+MIN_PT = 8
+
+
+def _pyplot() -> Any:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RuntimeError("--plots needs matplotlib: pip install 'judge-engine[plots]'") from None
+        raise RuntimeError(
+            "--plots needs matplotlib: pip install matplotlib (in a clone: pip install -e "
+            "'.[plots]')"
+        ) from None
+    return plt
+
+
+def figures(report: Mapping[str, Any], agreement: Mapping[str, Any]) -> dict[str, Any]:
+    """The charts as matplotlib figures, by file name: the success heatmap, pooled vs
+    balanced bars, and the judges' kappa matrix (with two judges or more). Every cell
+    says its n; small cells are marked; what has no data is grey and says so, never a
+    colour that reads as a value."""
+    plt = _pyplot()
+    with plt.rc_context({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9}):
+        out = {
+            "success_heatmap.png": _heatmap(report, plt),
+            "pooled_vs_balanced.png": _bars(report, plt),
+        }
+        if len(agreement.get("judges", [])) >= 2:
+            out["judge_kappa.png"] = _kappa(agreement, plt)
+    return out
+
+
+def plots(report: Mapping[str, Any], agreement: Mapping[str, Any], folder: Path) -> list[Path]:
+    """Write the charts (`figures`) as PNG files into `folder`."""
+    charts = figures(report, agreement)
+    plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    return [_save(figure, folder / name, plt) for name, figure in charts.items()]
 
-    configs = [f"{r['harness']}\n{r['agent_model']}" for r in report["configurations"]]
-    benchmarks = report["benchmarks"]
-    grid = [[float("nan")] * len(benchmarks) for _ in configs]
-    index = {(r["harness"], r["agent_model"]): i for i, r in enumerate(report["configurations"])}
-    for cell in report["cells"]:
-        grid[index[(cell["harness"], cell["agent_model"])]][benchmarks.index(cell["benchmark"])] = (
-            cell["rate"]
-        )
-    figure, axes = plt.subplots(figsize=(1.4 * len(benchmarks) + 3, 0.6 * len(configs) + 2))
-    image = axes.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    axes.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right")
-    axes.set_yticks(range(len(configs)), configs, fontsize=7)
-    for i, row in enumerate(grid):
-        for j, value in enumerate(row):
-            if value == value:  # not NaN
-                axes.text(
-                    j,
-                    i,
-                    f"{value:.0%}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if value < 0.5 else "black",
-                )
-    figure.colorbar(image, ax=axes, label="success rate")
-    axes.set_title(f"Success by configuration and benchmark ({report['verdict']})", fontsize=9)
-    figure.tight_layout()
-    written.append(_save(figure, folder / "success_heatmap.png", plt))
 
-    figure, axes = plt.subplots(figsize=(max(6, 0.9 * len(configs) + 2), 4))
+def _grey_for_missing(plt: Any, name: str) -> Any:
+    return plt.get_cmap(name).with_extremes(bad="#d9d9d9")
+
+
+def _heatmap(report: Mapping[str, Any], plt: Any) -> Any:
+    import numpy as np
+
     rows = report["configurations"]
+    configs = [f"{r['harness']} / {r['agent_model']}" for r in rows]
+    benchmarks = report["benchmarks"]
+    index = {(r["harness"], r["agent_model"]): i for i, r in enumerate(rows)}
+    grid = np.full((max(1, len(configs)), max(1, len(benchmarks))), np.nan)
+    cells: dict[tuple[int, int], Mapping[str, Any]] = {}
+    for cell in report["cells"]:
+        at = (index[(cell["harness"], cell["agent_model"])], benchmarks.index(cell["benchmark"]))
+        grid[at] = cell["rate"]
+        cells[at] = cell
+    width = min(24.0, 1.5 * len(benchmarks) + 0.09 * max((len(c) for c in configs), default=10) + 3)
+    figure, axes = plt.subplots(figsize=(width, 0.7 * len(configs) + 2.4))
+    image = axes.imshow(
+        np.ma.masked_invalid(grid), vmin=0, vmax=1, cmap=_grey_for_missing(plt, "viridis"),
+        aspect="auto",
+    )  # fmt: skip
+    axes.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right")
+    axes.set_yticks(range(len(configs)), configs)
+    axes.set_xlabel("benchmark")
+    axes.set_ylabel("harness / agent model")
+    for i in range(len(configs)):
+        for j in range(len(benchmarks)):
+            cell = cells.get((i, j))
+            if cell is None:
+                axes.text(j, i, "–", ha="center", va="center", fontsize=MIN_PT)
+                continue
+            mark = "*" if cell["small"] else ""
+            axes.text(
+                j, i, f"{cell['rate']:.0%}{mark}\nn={cell['n']}", ha="center", va="center",
+                fontsize=MIN_PT + 1, color="white" if cell["rate"] < 0.5 else "black",
+            )  # fmt: skip
+    figure.colorbar(image, ax=axes, label="success rate")
+    axes.set_title(
+        f"Success by configuration and benchmark\n({report['verdict']}; * fewer than "
+        f"{report['min_n']} sessions; grey: none)"
+    )
+    figure.tight_layout()
+    return figure
+
+
+def _bars(report: Mapping[str, Any], plt: Any) -> Any:
+    """Horizontal bars, one pair per configuration: any number of them stays legible."""
+    rows = report["configurations"]
+    labels = [
+        f"{r['harness']} / {r['agent_model']} (n={r['n']}{'*' if r['small'] else ''})" for r in rows
+    ]
+    longest = max((len(label) for label in labels), default=20)
+    figure, axes = plt.subplots(figsize=(6 + 0.08 * longest, 0.55 * len(rows) + 1.8))
     positions = range(len(rows))
     for offset, (key, ci_key, label) in enumerate(
         (("pooled_rate", "pooled_ci95", "pooled"), ("balanced_rate", "balanced_ci95", "balanced"))
     ):
         values = [r[key] for r in rows]
         errors = [[r[key] - r[ci_key][0] for r in rows], [r[ci_key][1] - r[key] for r in rows]]
-        axes.bar(
-            [p + (offset - 0.5) * 0.38 for p in positions],
-            values,
-            0.38,
-            yerr=errors,
-            capsize=3,
-            label=label,
-        )
-    axes.set_xticks(list(positions), configs, fontsize=6, rotation=30, ha="right")
-    axes.set_ylim(0, 1)
-    axes.set_ylabel("success rate (95% CI)")
-    axes.legend()
-    axes.set_title("Pooled vs benchmark-balanced success per configuration", fontsize=9)
+        axes.barh(
+            [p + (offset - 0.5) * 0.38 for p in positions], values, 0.38, xerr=errors,
+            capsize=3, label=label,
+        )  # fmt: skip
+    axes.set_yticks(list(positions), labels)
+    axes.invert_yaxis()  # the first configuration on top, as in the tables
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("success rate (95% CI)")
+    axes.set_ylabel("harness / agent model")
+    axes.legend(title="rate", loc="lower right")
+    axes.set_title(
+        "Pooled vs benchmark-balanced success per configuration\n"
+        "(* a benchmark with fewer sessions than the minimum)"
+    )
     figure.tight_layout()
-    written.append(_save(figure, folder / "pooled_vs_balanced.png", plt))
+    return figure
 
-    judges = list(agreement.get("judges", []))
-    if len(judges) >= 2:
-        matrix = [[1.0 if a == b else float("nan") for b in judges] for a in judges]
-        for pair in agreement["pairs"]:
-            i, j = judges.index(pair["a"]), judges.index(pair["b"])
-            value = pair["cohen_kappa"]
-            matrix[i][j] = matrix[j][i] = float("nan") if value is None else value
-        figure, axes = plt.subplots(figsize=(1.2 * len(judges) + 3, 1.0 * len(judges) + 2))
-        image = axes.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu")
-        axes.set_xticks(range(len(judges)), judges, rotation=30, ha="right", fontsize=8)
-        axes.set_yticks(range(len(judges)), judges, fontsize=8)
-        for i, row in enumerate(matrix):
-            for j, value in enumerate(row):
-                if value == value:
-                    axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
-        figure.colorbar(image, ax=axes, label="Cohen's kappa")
-        axes.set_title("Pairwise agreement of the judges", fontsize=9)
-        figure.tight_layout()
-        written.append(_save(figure, folder / "judge_kappa.png", plt))
-    return written
+
+def _kappa(agreement: Mapping[str, Any], plt: Any) -> Any:
+    import numpy as np
+
+    judges = list(agreement["judges"])
+    size = len(judges)
+    matrix = np.full((size, size), np.nan)
+    notes: dict[tuple[int, int], str] = {}
+    for pair in agreement["pairs"]:
+        i, j = judges.index(pair["a"]), judges.index(pair["b"])
+        value = pair["cohen_kappa"]
+        if value is None:
+            text = "no common\nsessions" if not pair["n"] else f"undefined\nn={pair['n']}"
+        else:
+            matrix[i, j] = matrix[j, i] = value
+            text = f"{value:.2f}{'*' if pair.get('small') else ''}\nn={pair['n']}"
+        notes[(i, j)] = notes[(j, i)] = text
+    figure, axes = plt.subplots(figsize=(1.6 * size + 3.5, 1.2 * size + 2.4))
+    image = axes.imshow(
+        np.ma.masked_invalid(matrix), vmin=-1, vmax=1, cmap=_grey_for_missing(plt, "RdBu")
+    )
+    axes.set_xticks(range(size), judges, rotation=30, ha="right")
+    axes.set_yticks(range(size), judges)
+    axes.set_xlabel("judge")
+    axes.set_ylabel("judge")
+    for i in range(size):
+        for j in range(size):
+            text = "(itself)" if i == j else notes.get((i, j), "")
+            axes.text(j, i, text, ha="center", va="center", fontsize=MIN_PT + 1)
+    figure.colorbar(image, ax=axes, label="Cohen's kappa")
+    axes.set_title(
+        f"Pairwise agreement of the judges (grey: no kappa; * fewer than {SMALL_CELL} sessions)"
+    )
+    figure.tight_layout()
+    return figure
 
 
 def _save(figure: Any, path: Path, plt: Any) -> Path:

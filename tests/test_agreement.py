@@ -129,7 +129,7 @@ def test_labels_from_the_source_and_from_a_file(tmp_path: Path) -> None:
     ]
     out = _journal(tmp_path / "out", records)
     result = agree(out)
-    assert result["labels"]["source"] == "the source's label column"
+    assert result["labels"]["source"].startswith("the source rows")
     a = result["labels"]["judges"]["A"]
     # A vs labels: (1,1)(1,1)(1,0)(0,0)(0,1)(1,0): tp 2, fp 2, fn 1, tn 1
     assert (a["n"], a["accuracy"], a["precision"], a["recall"]) == (
@@ -235,3 +235,40 @@ def test_agree_command_writes_the_json_shape(
     }
     assert "harness = h" in capsys.readouterr().out
     assert main(["agree", str(tmp_path / "missing")]) == 2
+
+
+def _run_json(folder: Path, judges: list[str]) -> None:
+    (folder / "run.json").write_bytes(orjson.dumps({"panel": {"judge": judges}}))
+
+
+def test_two_judges_show_no_majority_that_is_true_by_construction(tmp_path: Path) -> None:
+    records = [
+        _record(f"s{i}", slot, votes[i], label=A[i])
+        for i in range(6)
+        for slot, votes in (("B", B), ("C", C))
+    ]
+    out = _journal(tmp_path / "out", records)
+    result = agree(out)
+    assert result["majority"]["only_where_judges_agree"] is True
+    assert result["majority"]["judges"] == {}
+    text = render(result)
+    assert "sides with the majority" not in text
+    assert "only where they agree" in text and "(majority: where both agree)" in text
+    assert "labels from the source rows" in text
+
+
+def test_three_judges_show_who_sides_with_the_majority(tmp_path: Path) -> None:
+    text = render(agree(_panel(tmp_path / "out")))
+    assert text.count("sides with the majority") == 3
+    assert "rows: the first judge's verdict" in text
+
+
+def test_judges_come_in_the_panel_order_of_the_run(tmp_path: Path) -> None:
+    out = _panel(tmp_path / "out")
+    _run_json(out, ["C", "A", "B"])
+    result = agree(out)
+    assert result["judges"] == ["C", "A", "B"]
+    assert [(p["a"], p["b"]) for p in result["pairs"]] == [("C", "A"), ("C", "B"), ("A", "B")]
+    _run_json(out, ["C", "A"])  # B dropped from the panel
+    assert agree(out)["judges"] == ["C", "A"]
+    assert agree(out, all_judges=True)["judges"] == ["C", "A", "B"]

@@ -144,3 +144,49 @@ def test_markdown_csv_and_plots_from_the_command_line(
     assert "# Success report" in capsys.readouterr().out
     assert main(["report", str(out), "--format", "csv", "--majority"]) == 0
     assert main(["report", str(out), "--judge", "nope"]) == 2
+
+
+def _texts(figure: object) -> list[object]:
+    from matplotlib.text import Text
+
+    return [t for t in figure.findobj(Text) if t.get_text().strip()]  # type: ignore[attr-defined]
+
+
+def test_plots_a_person_can_read(out: Path, tmp_path: Path) -> None:
+    from judge_engine.agreement import agree
+    from judge_engine.report import MIN_PT, figures
+
+    # A third judge that graded only sessions nobody else did: no common sessions.
+    lone = [
+        make_record(f"Z-{i}", "judge-3", 1, rubric="easy", benchmark="easy", harness="hZ",
+                    agent_models=("z",))
+        for i in range(3)
+    ]  # fmt: skip
+    with open(out / "journal.jsonl", "ab") as handle:
+        handle.write(b"".join(r.to_json() for r in lone))
+    report = build(out, min_n=5)
+    charts = figures(report, agree(out))
+    for name, figure in charts.items():
+        texts = _texts(figure)
+        assert all(t.get_fontsize() >= MIN_PT for t in texts), name  # type: ignore[attr-defined]
+        for axes in figure.axes[:1]:  # type: ignore[attr-defined]
+            assert axes.get_title() and axes.get_xlabel() and axes.get_ylabel(), name
+    heat = [t.get_text() for t in _texts(charts["success_heatmap.png"])]  # type: ignore[attr-defined]
+    cells = len(report["benchmarks"]) * len(report["configurations"])
+    assert sum("n=" in t or t == "–" for t in heat) == cells
+    assert any(t.startswith("25%*") for t in heat)  # X on hard: 1 of 4, under --min-n 5
+    kappa = [t.get_text() for t in _texts(charts["judge_kappa.png"])]  # type: ignore[attr-defined]
+    assert kappa.count("no common\nsessions") == 4  # judge-3 with each other judge, twice
+    image = charts["judge_kappa.png"].axes[0].images[0]  # type: ignore[attr-defined]
+    assert image.get_array().mask.sum() == 4 + 3  # missing pairs and the diagonal: grey
+
+
+def test_the_plots_hint_works_from_a_clone(
+    out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    assert main(["report", str(out), "--plots", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install matplotlib" in err and "judge-engine[plots]" not in err
