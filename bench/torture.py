@@ -47,8 +47,9 @@ FAULTS = [
     "--hostile-rate", "0.06",
 ]  # fmt: skip
 ENGINE = ["--concurrency", "32", "--timeout", "1.5", "--max-retries", "15", "--grace", "2"]
-#: Requests a kill may leave answered but not durable: those in flight (workers x judges).
-IN_FLIGHT = 32 * len(JUDGES)
+#: Requests a kill may leave answered but not durable: at most one per worker and judge
+#: (workers are 2 x --concurrency).
+IN_FLIGHT = 2 * 32 * len(JUDGES)
 
 
 @dataclass

@@ -84,8 +84,11 @@ class Asker:
         control: RunControl,
         secrets: Secrets,
         max_output_tokens: int | None = None,
+        unsettled: int = 64,
     ) -> None:
         self.transport = transport
+        #: Requests sent whose outcome is not yet durable (see `ask`).
+        self.unsettled = anyio.Semaphore(unsettled)
         self.planner = planner
         self.retry = retry
         self.check_model = not gateway.allow_model_mismatch
@@ -101,7 +104,13 @@ class Asker:
         self.parse_cpu = 0.0
 
     async def ask(self, job: Job, ask: Ask) -> Record | None:
-        """Ask until a verdict or no retry is left (module docstring). None: not asked."""
+        """Ask until a verdict or no retry is left (module docstring). None: not asked.
+
+        A request holds one of the `unsettled` tokens from the moment it is sent until
+        its outcome is durable: a record returned still holds it, and the caller calls
+        `settled()` once the record is in the journal. A request waiting out a backoff
+        holds none, so a kill can leave at most `unsettled`'s size answered and not
+        durable, however many workers there are."""
         judge = ask.planned.assignment.judge
         assert judge is not None
         request = ask.request
@@ -110,12 +119,29 @@ class Asker:
         if reserve is None:
             self.control.stop("max_cost")
             return None
+        held = _Held(self.unsettled)
         try:
-            return await self._attempts(job, ask, judge, estimate)
+            record = await self._attempts(job, ask, judge, estimate, held)
+        except FatalError:
+            held.release()
+            self.transport.stop_sending()  # the run ends: nothing more goes out
+            raise
+        except BaseException:
+            held.release()
+            raise
         finally:
             self.budget.release(reserve)
+        if record is None:
+            held.release()
+        return record
 
-    async def _attempts(self, job: Job, ask: Ask, judge: str, estimate: int) -> Record | None:
+    def settled(self) -> None:
+        """A record `ask` returned is durable: its token is free."""
+        self.unsettled.release()
+
+    async def _attempts(
+        self, job: Job, ask: Ask, judge: str, estimate: int, held: _Held
+    ) -> Record | None:
         request = ask.request
         base = self.planner.base_fields(job, ask.planned)
         usage: dict[str, int] = {}
@@ -128,8 +154,9 @@ class Asker:
             "X-Judge-Engine-Session": quote(job.session.session_id[:200], safe=""),
         }
         while True:
-            if self.control.stopping():
-                return None  # no new request, not even a retry, once the run stops
+            if self.control.halted():
+                return None  # no new request, not even a retry, after a signal
+            await held.acquire()
             attempts += 1
             error: str
             raw: str | None = None
@@ -218,6 +245,7 @@ class Asker:
                     base, error, raw, usage, attempts, spent, judge, False, transient=transient
                 )
             self.tally.retries += 1
+            held.release()  # a request waiting to retry is not in flight
             await anyio.sleep(self.transport.backoff(attempts, hint))
 
     def _failed(
@@ -255,6 +283,26 @@ class Asker:
             cost_usd=spent.value(self.budget),
             at=time.time(),
         )
+
+
+class _Held:
+    """Whether one request holds an `unsettled` token; released at most once."""
+
+    __slots__ = ("_gate", "_held")
+
+    def __init__(self, gate: anyio.Semaphore) -> None:
+        self._gate = gate
+        self._held = False
+
+    async def acquire(self) -> None:
+        if not self._held:
+            await self._gate.acquire()
+            self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._gate.release()
 
 
 class _Spent:

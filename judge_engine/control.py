@@ -1,8 +1,11 @@
 """Stopping a run: Ctrl-C, SIGTERM, `--max-cost`, and the grace period.
 
 In: signals, and stop requests from the stages (the cost budget). Out: `stopping()`,
-which every stage checks before it starts anything new, and the cancellation of what
-still runs when the grace period ends or a second signal comes.
+which the producer and workers check before they take a new session, `halted()`, which
+the asker checks before every request and retry, and the cancellation of what still
+runs when the grace period ends or a second signal comes. At `--max-cost` the run takes
+no new session, and requests already within the budget (reserved) still go; at a
+signal nothing new goes at all.
 
 From the first signal no new request is sent, not even a retry; requests already on
 the wire get the grace period; every answer that arrives is made durable (the writer
@@ -46,15 +49,21 @@ class RunControl:
         self._tasks = tasks
 
     def stopping(self) -> bool:
-        """Whether the run takes no new work (a method: other tasks change it)."""
+        """Whether the run takes no new session (a method: other tasks change it)."""
         return self.reason is not None
 
+    def halted(self) -> bool:
+        """Whether no request may be sent, not even a retry (a signal)."""
+        return self.reason == "signal"
+
     def stop(self, reason: str) -> None:
-        if self.reason is not None:
+        """Take no new session (`reason` "max_cost"), or send nothing more ("signal",
+        which overrides a stop at the cost limit)."""
+        if self.reason == reason or self.reason == "signal":
             return
         self.reason = reason
-        self._on_stop()  # from this moment, nothing new goes on the wire
         if reason == "signal":
+            self._on_stop()  # from this moment, nothing new goes on the wire
             waiting = self._in_flight()
             self._say(
                 f"stopping: no new request is sent; waiting up to {self._grace_s:g} s for "
@@ -78,7 +87,7 @@ class RunControl:
             return  # signals reach only the main thread: its owner handles them
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
-                if self.stopping():
+                if self.halted():
                     self._say("stopping at once")
                     self.cancel()  # a second signal
                 else:

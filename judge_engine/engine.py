@@ -8,8 +8,10 @@ and in OUT/ the journal, `scores.jsonl`, `rejected.jsonl`, `run.json` and
 Three kinds of task run under one anyio task group, each with an owner:
 - the producer reads sessions (in a worker thread: files and the hub block), plans each
   (`plan`) and sends those with work left into a bounded stream, so memory stays flat;
-- `concurrency` workers take a session, render its requests once and ask each judge
-  (`asking`); a worker takes no new session until its answers are durable;
+- `WORKERS_PER_SLOT` x `concurrency` workers take a session, render its requests once
+  and ask each judge (`asking`); a worker takes no new session until its answers are
+  durable. The transport caps what is in flight at `concurrency`; the extra workers
+  keep its slots full while others wait out a retry's backoff;
 - one writer appends finished records to the journal, fsync'd in groups, and only
   then counts them, streams their score rows and tells their workers.
 Stopping (`control`) ends the producer and every new request; what is on the wire gets
@@ -45,6 +47,9 @@ from .rubrics import RubricSet
 from .sessions import Rejection, Session, SourceError, count_rows, expand, read_sessions
 from .sinks import SCORES, JsonlWriter, RejectLog, rebuild_scores, score_row
 
+#: Workers per request the transport may have in flight: a worker waiting out a
+#: retry's backoff holds no slot, and another worker's request takes it.
+WORKERS_PER_SLOT = 2
 #: Sessions the producer reads per trip to its thread.
 _BATCH = 16
 #: Records the writer makes durable with one fsync, at most.
@@ -210,6 +215,7 @@ class _Run:
                         control=self.control,
                         secrets=self.secrets,
                         max_output_tokens=config.panel.max_output_tokens,
+                        unsettled=config.gateway.concurrency,
                     )
                     await self._run_tasks(sources)
             finally:
@@ -262,9 +268,9 @@ class _Run:
         return data
 
     async def _run_tasks(self, sources: list[str]) -> None:
-        concurrency = self.config.gateway.concurrency
-        send_jobs, receive_jobs = anyio.create_memory_object_stream[Job](max(2, concurrency))
-        send_records, receive_records = anyio.create_memory_object_stream[_Done](concurrency * 4)
+        workers = self.config.gateway.concurrency * WORKERS_PER_SLOT
+        send_jobs, receive_jobs = anyio.create_memory_object_stream[Job](workers)
+        send_records, receive_records = anyio.create_memory_object_stream[_Done](workers * 4)
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._writer, receive_records)
@@ -274,7 +280,7 @@ class _Run:
                     async with anyio.create_task_group() as work:
                         self.control.attach(work.cancel_scope, control)
                         work.start_soon(self._produce, send_jobs, sources)
-                        for _ in range(concurrency):
+                        for _ in range(workers):
                             work.start_soon(
                                 self._worker, receive_jobs.clone(), send_records.clone()
                             )
@@ -399,7 +405,10 @@ class _Run:
         async def ask(index: int) -> None:
             record = await self.asker.ask(job, rendered.asks[index])
             if record is not None:
-                await self._record(records, job, record)
+                try:
+                    await self._record(records, job, record)
+                finally:
+                    self.asker.settled()
 
         if len(rendered.asks) == 1:  # one judge: no task group needed
             await ask(0)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import anyio
 import pytest
 
-from judge_engine.gateway.limits import AdaptiveLimit, RequestPacer, TokenWindow
+from judge_engine.gateway.limits import AdaptiveLimit, RequestPacer, ThrottleEvidence, TokenWindow
 
 
 async def test_token_window_blocks_when_full_and_settling_frees_room() -> None:
@@ -150,4 +152,50 @@ async def test_only_a_long_retry_hint_pauses_every_request(hint: str, everyone_w
             await gateway.send(b'{"model": "m", "messages": []}', 10)
         assert refused.value.retry_after_s == float(hint)  # the request itself waits
         assert (gateway.paused_for > 0) is everyone_waits
-        assert gateway.limit.limit < 8  # everyone slows down either way
+        # A lone 429 with a short hint is not evidence of a spent budget: nobody else
+        # slows down; a long hint is.
+        assert (gateway.limit.limit < 8) is everyone_waits
+
+
+def test_throttle_evidence_tells_a_burst_from_noise() -> None:
+    evidence = ThrottleEvidence(window_s=2.0, burst=3, share=0.25)
+    now = 0.0
+    for n in range(200):  # one 429 in twenty, spread out: noise
+        now += 0.01
+        evidence.reply(now, n % 20 == 0)
+        assert not evidence.burst()
+    now += 2.5  # a quiet window, then 429s that are most of the replies: a burst
+    for throttled in (False, True, True, False, True):
+        now += 0.01
+        evidence.reply(now, throttled)
+    assert evidence.burst()
+    now += 2.5  # the window moves on
+    evidence.reply(now, False)
+    assert not evidence.burst()
+
+
+async def test_sporadic_429s_leave_the_cap_and_a_burst_halves_it() -> None:
+    from judge_engine.gateway import Gateway, GatewayError
+
+    from .servers import ScriptedServer, error, ok
+
+    noise = [error(429, "busy", **{"Retry-After": "0"}) if n % 20 == 0 else ok() for n in range(60)]
+    burst = [error(429, "busy", **{"Retry-After": "0"})] * 4
+    async with (
+        ScriptedServer(noise + burst) as server,
+        Gateway(server.url, "k", concurrency=16) as gateway,
+    ):
+        gateway.limit.limit = 16.0
+
+        async def one() -> None:
+            with contextlib.suppress(GatewayError):
+                await gateway.send(b'{"model": "m", "messages": []}', 10)
+
+        gateway._evidence = ThrottleEvidence(window_s=0.5)
+        for _ in range(60):
+            await one()
+        assert gateway.limit.limit == 16.0 and gateway.stats.throttled == 3
+        await anyio.sleep(0.6)  # the noise leaves the window
+        for _ in range(4):
+            await one()
+        assert gateway.limit.limit == 8.0

@@ -38,7 +38,7 @@ from yarl import URL
 
 from ..redact import redact_text
 from .hints import MAX_HINT_S, RateInfo, rate_info, retry_after
-from .limits import AdaptiveLimit, RequestPacer, TokenWindow
+from .limits import AdaptiveLimit, RequestPacer, ThrottleEvidence, TokenWindow
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: Status codes worth asking again; other 4xx are permanent for the request.
@@ -167,6 +167,7 @@ class Gateway:
         self.user_tpm = tpm
         self.tokens: TokenWindow | None = TokenWindow(tpm) if tpm else None
         self.limit = AdaptiveLimit(concurrency)
+        self._evidence = ThrottleEvidence()
         self.stats = GatewayStats()
         self._pause_until = 0.0
         #: Why requests are held: what the server said (for the progress line).
@@ -385,6 +386,7 @@ class Gateway:
         finally:
             await self.limit.release()
         self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+        self._evidence.reply(time.monotonic(), status == 429)
         rate = rate_info(headers)
         self._follow(rate)
         if status == 200:
@@ -400,6 +402,7 @@ class Gateway:
         user sent them): the run stops, naming where the gateway points."""
         location = self.scrub(safe_url(headers.get("Location", "") or "(no Location)"))
         self.stats.other_errors += 1
+        self._stopped = True  # the run stops: nothing more goes to this address
         return GatewayError(
             "redirect",
             f"the gateway answered {status} and points to {location[:300]}; requests are "
@@ -465,13 +468,20 @@ class Gateway:
         hint = retry_after(headers, text)
         if status == 401:
             self.stats.other_errors += 1
+            self._stopped = True  # every request would be refused: send no more
             raise GatewayError(
                 "auth", self.scrub(message or "unauthorized"), status=status, retryable=False
             )
         if status == 429:
             self.stats.throttled += 1
-            self.limit.throttled()
-            if hint is not None and hint >= _LONG_HINT_S:
+            long_hint = hint is not None and hint >= _LONG_HINT_S
+            announced = rate_info(headers)
+            spent = announced.remaining_requests == 0 or announced.remaining_tokens == 0
+            if long_hint or spent or self._evidence.burst():
+                # Evidence the budget is spent: everyone slows down. A lone 429 among
+                # successes is not: only its own request waits (its hint) and retries.
+                self.limit.throttled()
+            if long_hint:
                 # "Come back in a while": the window is spent, and what it accepted is
                 # the limit (transient throttles say a second or nothing).
                 now = time.monotonic()

@@ -9,8 +9,11 @@ Out: three awaitable gates a request passes before it is sent.
 - `TokenWindow` admits a request when the tokens of the last 60 seconds plus its
   estimate fit the tpm, and settles the estimate with the reply's `usage` afterwards
   (aiolimiter cannot give back an over-estimate).
-- `AdaptiveLimit` caps requests in flight; a 429 halves the cap for everyone, and
-  successes grow it back by about one per cap's worth of replies.
+- `AdaptiveLimit` caps requests in flight; evidence of a spent budget halves the cap
+  for everyone, and successes grow it back by about one per cap's worth of replies.
+- `ThrottleEvidence` tells a spent budget from noise: a 429 with a long hint, a
+  remaining count of 0, or a burst of 429s is evidence; a 429 here and there among
+  successes is not, and only its own request waits and asks again.
 """
 
 from __future__ import annotations
@@ -152,6 +155,39 @@ class TokenWindow:
         return self._total
 
 
+class ThrottleEvidence:
+    """Whether the 429s of the last few seconds say the budget is spent.
+
+    A server may answer a few requests with 429 at random (a shared gateway, a brief
+    spike) while its budget is far from spent: halving the cap on each would cost a
+    quarter of the throughput for nothing. A burst is evidence: at least `burst` 429s
+    within `window_s` seconds that make at least `share` of the replies then.
+    """
+
+    def __init__(self, window_s: float = 2.0, burst: int = 3, share: float = 0.25) -> None:
+        self._window_s = window_s
+        self._burst = burst
+        self._share = share
+        #: (time, throttled) of the replies within the window, oldest first.
+        self._replies: deque[tuple[float, bool]] = deque()
+        self._throttled = 0
+
+    def reply(self, now: float, throttled: bool) -> None:
+        """Count one reply (a 429 or not) at time `now`."""
+        self._replies.append((now, throttled))
+        self._throttled += throttled
+        horizon = now - self._window_s
+        while self._replies and self._replies[0][0] < horizon:
+            _, old = self._replies.popleft()
+            self._throttled -= old
+
+    def burst(self) -> bool:
+        """Whether the window holds a burst of 429s."""
+        return self._throttled >= self._burst and self._throttled >= self._share * len(
+            self._replies
+        )
+
+
 class AdaptiveLimit:
     """A cap on requests in flight that halves on 429s and grows back on successes.
 
@@ -201,7 +237,8 @@ class AdaptiveLimit:
         self.release_nowait()
 
     def throttled(self) -> None:
-        """A 429: halve the cap, at most once per cooldown (one burst is one signal)."""
+        """Evidence of a spent budget: halve the cap, at most once per cooldown (one
+        burst is one signal)."""
         self._slow_start = False
         now = time.monotonic()
         if now - self._last_cut >= self._cooldown_s:
