@@ -25,6 +25,9 @@ from .pricing import PriceTable, parse_price
 from .prompt import DEFAULT_MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS
 from .sessions import DEFAULT_MAX_ROW_MB, FORMATS
 
+#: Requests in flight when --concurrency is not given.
+DEFAULT_CONCURRENCY = 64
+
 
 class ConfigError(ValueError):
     """An option with a value it cannot take: one line that names it."""
@@ -209,7 +212,12 @@ class GatewayOptions:
         "the environment variable holding the key (the key itself is never an option)",
         metavar="NAME",
     )
-    concurrency: int = option(64, "requests in flight at most", metavar="N")
+    concurrency: int | None = option(
+        None,
+        f"requests in flight at most (default {DEFAULT_CONCURRENCY}, reached by a slow start "
+        "from 8 that doubles each round trip; a number given is used from the start)",
+        metavar="N",
+    )
     rpm: float | None = option(
         None, "requests per minute, never exceeded (default: what the server announces)",
         metavar="N",
@@ -232,12 +240,18 @@ class GatewayOptions:
             except ValueError as exc:
                 raise ConfigError(f"--base-url: {exc}") from None
         _text("api_key_env", self.api_key_env)
-        _number("concurrency", self.concurrency, int, 1, 10_000)
+        if self.concurrency is not None:
+            _number("concurrency", self.concurrency, int, 1, 10_000)
         if self.rpm is not None:
             _number("rpm", self.rpm, float, 0.01, 1e9)
         if self.tpm is not None:
             _number("tpm", self.tpm, int, 1, 10**12)
         _number("timeout", self.timeout, float, 0.1, 86_400)
+
+    @property
+    def in_flight(self) -> int:
+        """The cap on requests in flight: the option, else the default."""
+        return self.concurrency or DEFAULT_CONCURRENCY
 
     @property
     def url(self) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
@@ -39,13 +40,29 @@ from .config import Config
 from .control import RunControl
 from .gateway import Gateway, Transport
 from .journal import FAILED, SKIPPED, Journal, JournalError, OutLock, Record
-from .plan import Job, Planner
+from .plan import GradedRows, Job, Planner
 from .pricing import Budget, PriceTable
 from .progress import JudgeTally, Progress, Tally, format_summary
 from .redact import Secrets, redact_text
 from .rubrics import RubricSet
-from .sessions import Rejection, Session, SourceError, count_rows, expand, read_sessions
-from .sinks import SCORES, JsonlWriter, RejectLog, rebuild_scores, score_row
+from .sessions import (
+    Known,
+    Rejection,
+    Session,
+    SourceError,
+    count_rows,
+    expand,
+    read_sessions,
+)
+from .sinks import (
+    SCORES,
+    JsonlWriter,
+    RejectLog,
+    mark_scores,
+    rebuild_scores,
+    score_row,
+    scores_current,
+)
 
 #: Workers per request the transport may have in flight: a worker waiting out a
 #: retry's backoff holds no slot, and another worker's request takes it.
@@ -169,6 +186,12 @@ class _Run:
         self.open_jobs = 0
         #: Whether the producer read every row it was meant to (or up to --limit).
         self.read_all = False
+        #: The rows the sources hold, once counted (`_count`).
+        self.counted: int | None = None
+        #: Whether the journal was new (empty) when the run began.
+        self.started_empty = False
+        #: Whether the streamed scores.jsonl was made durable at the end.
+        self.scores_synced = False
 
     async def execute(self) -> RunResult:
         """The run, holding OUT's lock until every output is final (the scores rewrite
@@ -182,7 +205,6 @@ class _Run:
         config = self.config
         started = time.monotonic()
         cpu_started = time.process_time()
-        self.journal = Journal(self.out, fresh=config.run.fresh, lock=lock)
         self.planner = Planner(
             config.panel,
             config.request,
@@ -191,11 +213,24 @@ class _Run:
             regrade_changed=config.run.regrade_changed,
             secrets=self.secrets.values,
         )
+        # Rows graded before are skipped unparsed, if they would be read as they were.
+        before = self._previous_sources()
+        same_reading = isinstance(before, dict) and all(
+            before.get(name) == getattr(config.sources, name) for name in ("format", "agent_model")
+        )
+        graded = GradedRows(self.planner) if same_reading and not config.run.fresh else None
+        self.journal = Journal(
+            self.out, fresh=config.run.fresh, lock=lock, visit=graded.visit if graded else None
+        )
+        self.known = graded.known(self.journal.lookup_number) if graded else None
         try:
             self._write_json("run.json", self._run_json())
-            self.progress = Progress(self._total_rows(sources), quiet=config.run.quiet)
+            self.progress = Progress(config.run.limit, quiet=config.run.quiet)
+            self._count(sources)
             self.rejects = RejectLog(self.out)
-            self.scores = JsonlWriter(self.out / SCORES, append=not config.run.fresh)
+            # A new journal: the rows streamed now are all the score columns there are.
+            self.started_empty = self.journal.size_at_start == 0
+            self.scores = JsonlWriter(self.out / SCORES, append=not self.started_empty)
             try:
                 async with self._transport() as transport:
                     self.transport = transport
@@ -215,12 +250,15 @@ class _Run:
                         control=self.control,
                         secrets=self.secrets,
                         max_output_tokens=config.panel.max_output_tokens,
-                        unsettled=config.gateway.concurrency,
+                        unsettled=config.gateway.in_flight,
                     )
                     await self._run_tasks(sources)
             finally:
                 self.progress.close(self._status())
                 self.rejects.close()
+                with contextlib.suppress(JournalError):  # _finish rebuilds what is not synced
+                    self.scores.sync()
+                    self.scores_synced = True
                 self.scores.close()
         except (FatalError, JournalError, SourceError) as exc:
             self.result.status = "error"
@@ -251,7 +289,8 @@ class _Run:
             gateway.url,
             self.api_key,
             timeout_s=gateway.timeout,
-            concurrency=gateway.concurrency,
+            concurrency=gateway.in_flight,
+            slow_start=gateway.concurrency is None,
             rpm=gateway.rpm,
             tpm=gateway.tpm,
             backoff_base_s=retry.backoff_base,
@@ -259,6 +298,12 @@ class _Run:
             max_pause_s=retry.max_pause,
             pace_file=self.out / PACE_FILE,
         )
+
+    def _previous_sources(self) -> Any:
+        """The sources options of the run before this one, from its run.json."""
+        with contextlib.suppress(OSError, orjson.JSONDecodeError, AttributeError):
+            return orjson.loads((self.out / "run.json").read_bytes()).get("sources")
+        return None
 
     def _run_json(self) -> dict[str, Any]:
         """The run's options as `--config` reads them, and the command that resumes."""
@@ -268,7 +313,7 @@ class _Run:
         return data
 
     async def _run_tasks(self, sources: list[str]) -> None:
-        workers = self.config.gateway.concurrency * WORKERS_PER_SLOT
+        workers = self.config.gateway.in_flight * WORKERS_PER_SLOT
         send_jobs, receive_jobs = anyio.create_memory_object_stream[Job](workers)
         send_records, receive_records = anyio.create_memory_object_stream[_Done](workers * 4)
         try:
@@ -295,6 +340,17 @@ class _Run:
 
     # --- the producer -----------------------------------------------------------
 
+    def _count(self, sources: list[str]) -> None:
+        """The progress bar's total, counted beside the run in a daemon thread (never
+        before the first request: a large file takes a while to count, and a run that
+        ends first does not wait for it). `_tick` shows it."""
+
+        def count() -> None:
+            self.counted = self._total_rows(sources)
+
+        if not self.config.run.quiet:
+            threading.Thread(target=count, name="count-rows", daemon=True).start()
+
     def _total_rows(self, sources: list[str]) -> int | None:
         counts = [count_rows(s) for s in sources]
         limit = self.config.run.limit
@@ -305,12 +361,22 @@ class _Run:
 
     async def _produce(self, send: MemoryObjectSendStream[Job], sources: list[str]) -> None:
         options = self.config.sources
-        items = read_sessions(
-            sources,
-            fmt=options.format,
-            agent_model=options.agent_model,
-            max_row_mb=options.max_row_mb,
-        )
+        items: Iterator[Session | Rejection | Known]
+        if self.known is not None:
+            items = read_sessions(
+                sources,
+                fmt=options.format,
+                agent_model=options.agent_model,
+                max_row_mb=options.max_row_mb,
+                known=self.known,
+            )
+        else:
+            items = read_sessions(
+                sources,
+                fmt=options.format,
+                agent_model=options.agent_model,
+                max_row_mb=options.max_row_mb,
+            )
         async with send:
             while not self.control.stopping():
                 jobs, finished, more = await anyio.to_thread.run_sync(self._next_batch, items)
@@ -326,7 +392,9 @@ class _Run:
                     self.read_all = True
                     return
 
-    def _next_batch(self, items: Iterator[Session | Rejection]) -> tuple[list[Job], int, bool]:
+    def _next_batch(
+        self, items: Iterator[Session | Rejection | Known]
+    ) -> tuple[list[Job], int, bool]:
         """In the producer's thread: read sessions until a batch has work to do.
 
         Returns the jobs, how many rows were finished without work (rejected, or done
@@ -338,7 +406,9 @@ class _Run:
         finally:
             self.cpu["read"] += time.thread_time() - cpu
 
-    def _read_batch(self, items: Iterator[Session | Rejection]) -> tuple[list[Job], int, bool]:
+    def _read_batch(
+        self, items: Iterator[Session | Rejection | Known]
+    ) -> tuple[list[Job], int, bool]:
         jobs: list[Job] = []
         finished = 0
         limit = self.config.run.limit
@@ -356,6 +426,11 @@ class _Run:
                 finished += 1
                 continue
             result.sessions += 1
+            if isinstance(item, Known):  # graded before, byte for byte: nothing to plan
+                self.per_source[item.source] += 1
+                result.already_done += 1
+                finished += 1
+                continue
             self.per_source[item.source.source] += 1
             job = self.planner.plan(item)
             result.changed += job.changed
@@ -515,8 +590,12 @@ class _Run:
 
     async def _tick(self) -> None:
         """Refresh the progress line every second, so a pause says so while it lasts."""
+        shown = None
         while True:
             await anyio.sleep(1.0)
+            if self.counted != shown:
+                shown = self.counted
+                self.progress.set_total(shown)
             self.progress.refresh(self._status())
 
     def _finish(self) -> None:
@@ -536,7 +615,7 @@ class _Run:
         result.cost_usd = round(self.budget.spent, 6) if self.budget.known else None
         if result.status != "error":
             try:
-                result.score_rows = rebuild_scores(self.out)
+                result.score_rows = self._score_columns()
             except OSError as exc:
                 result.status = "error"
                 result.message = f"cannot write {self.out / SCORES}: {exc.strerror}"
@@ -549,6 +628,20 @@ class _Run:
                 result.status = "incomplete"
         with contextlib.suppress(JournalError):  # the summary is a convenience, not the record
             self._write_json("summary.json", result.summary_json())
+
+    def _score_columns(self) -> int:
+        """Make scores.jsonl exactly the journal's latest rows for the current panel:
+        as streamed, when the journal was new; as it is, when nothing changed since
+        the last run made it; else rewritten from the journal."""
+        journal_bytes = self.journal.path.stat().st_size
+        panel = list(self.config.panel.judge)
+        if self.started_empty and self.scores_synced:
+            rows = self.scores.count
+        else:
+            current = scores_current(self.out, journal_bytes, panel)
+            rows = current if current is not None else rebuild_scores(self.out)
+        mark_scores(self.out, journal_bytes, panel, rows)
+        return rows
 
     def _write_json(self, name: str, data: Mapping[str, Any]) -> None:
         path = self.out / name

@@ -13,20 +13,23 @@ keeps two runs from writing one journal.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import hashlib
 import os
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 import orjson
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 JOURNAL = "journal.jsonl"
 _LOCK = ".judge-engine.lock"
@@ -100,14 +103,13 @@ class Record:
         return cls(**known)
 
 
-_HEX = frozenset("0123456789abcdef")
+_HEX_DIGITS = "0123456789abcdef"
 _TEXT_FIELDS = ("session_id", "slot", "rubric", "rubric_version", "prompt_version")
 
 
-def parse_record(line: bytes) -> Record | str:
-    """One journal line as a `Record`, or why it is not one: a line may be valid JSON
-    and still no record (`null`, a list, a key that is not hex, a field of a wrong
-    type): such a line is skipped by every reader and reported by `journal verify`."""
+def _fields(line: bytes) -> dict[str, Any] | str:
+    """One journal line's fields, checked as `parse_record` checks them, without
+    building a `Record` (resuming reads only a few fields of every line)."""
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -115,10 +117,11 @@ def parse_record(line: bytes) -> Record | str:
     if not isinstance(data, dict):
         return f"a JSON {type(data).__name__}, not a record"
     key = data.get("key")
-    if not isinstance(key, str) or len(key) != 32 or not set(key) <= _HEX:
+    if not isinstance(key, str) or len(key) != 32 or key.strip(_HEX_DIGITS):
         return "its key is not 32 hex digits"
-    if not all(isinstance(data.get(name), str) for name in _TEXT_FIELDS):
-        return "a field that must be text is not"
+    for name in _TEXT_FIELDS:
+        if not isinstance(data.get(name), str):
+            return "a field that must be text is not"
     if data.get("status") not in (OK, FAILED, SKIPPED):
         return f"unknown status {str(data.get('status'))[:40]!r}"
     sample = data.get("sample")
@@ -126,78 +129,112 @@ def parse_record(line: bytes) -> Record | str:
         return "its sample is not a whole number"
     if data.get("judge") is not None and not isinstance(data.get("judge"), str):
         return "its judge is not text"
+    if "judge" not in data:  # the other required fields were checked above
+        return "a field is missing"
+    return data
+
+
+def parse_record(line: bytes) -> Record | str:
+    """One journal line as a `Record`, or why it is not one: a line may be valid JSON
+    and still no record (`null`, a list, a key that is not hex, a field of a wrong
+    type): such a line is skipped by every reader and reported by `journal verify`."""
+    data = _fields(line)
+    if isinstance(data, str):
+        return data
     try:
         return Record.from_dict(data)
     except (TypeError, ValueError) as exc:
         return f"not a record ({exc})"
 
 
-def read_records(path: Path) -> Iterator[Record]:
-    """Every whole record of a journal, in order; a torn or foreign line is skipped."""
+def _lines(path: Path) -> Iterator[bytes]:
+    """Every whole line of a journal; a torn last line is left out."""
     if not path.exists():
         return
     with open(path, "rb") as handle:
         for line in handle:
             if not line.endswith(b"\n"):
                 return  # the torn last line of a killed run
-            record = parse_record(line)
-            if isinstance(record, Record):
-                yield record
+            yield line
 
 
-def _key_number(key: str) -> int:
+def read_records(path: Path) -> Iterator[Record]:
+    """Every whole record of a journal, in order; a torn or foreign line is skipped."""
+    for line in _lines(path):
+        record = parse_record(line)
+        if isinstance(record, Record):
+            yield record
+
+
+def read_fields(path: Path) -> Iterator[dict[str, Any]]:
+    """The fields of every whole record, in order, as `read_records` would give them
+    (the same lines skipped), without building records: for the readers that need
+    only a few fields of every line."""
+    for line in _lines(path):
+        data = _fields(line)
+        if not isinstance(data, str):
+            yield data
+
+
+def key_number(key: str) -> int:
     """A request key as a 64-bit number (its first 16 hex digits): 8 bytes a key."""
     return int(key[:16], 16)
 
 
-def fingerprint_number(fingerprint: str | None) -> int:
+#: Hex digits of a row fingerprint that are its digest (`sessions.sources.fingerprint`).
+_DIGEST_HEX = 16
+
+
+def fingerprint_number(fingerprint: Any) -> int:
     """A row fingerprint as a 64-bit number; 0 when unknown (journals written before
     fingerprints were kept)."""
-    if not fingerprint:
-        return 0
+    if not isinstance(fingerprint, str) or len(fingerprint) <= _DIGEST_HEX:
+        return 0  # none, or the CRC-32 kind of the first journals: unknown
     try:
-        return int(fingerprint[:8], 16) << 32 | (int(fingerprint[8:] or "0", 16) & 0xFFFFFFFF)
+        return int(fingerprint[:_DIGEST_HEX], 16)
     except ValueError:
         return 0
 
 
-def _find(keys: npt.NDArray[np.uint64], number: int) -> int:
-    """The index of `number` in sorted `keys`, or -1."""
-    if keys.size == 0:
-        return -1
-    at = int(np.searchsorted(keys, np.uint64(number)))
-    return at if at < keys.size and int(keys[at]) == number else -1
+def _find(keys: array[int], number: int) -> int:
+    """The index of `number` in sorted `keys`, or -1 (a bisection: a microsecond)."""
+    at = bisect.bisect_left(keys, number)
+    return at if at < len(keys) and keys[at] == number else -1
 
 
 @dataclass(frozen=True)
 class _Done:
     """Requests earlier runs finished, as sorted arrays: 16 bytes a request (its key's
-    first 64 bits and its row's fingerprint), however long the journal."""
+    first 64 bits and its row's fingerprint), however long the journal. Plain arrays,
+    not numpy's: a lookup is a bisection, many times faster than numpy on one value."""
 
-    finished: npt.NDArray[np.uint64]
-    finished_prints: npt.NDArray[np.uint64]
+    finished: array[int]
+    finished_prints: array[int]
     #: Requests whose latest record is a permanent failure.
-    failed: npt.NDArray[np.uint64]
+    failed: array[int]
 
 
 #: What the journal knows of a request (`Journal.lookup`).
 NEW, DONE, FAILED_BEFORE = "new", "done", "failed"
 
 
-def _load_keys(path: Path) -> _Done:
+def _load_keys(path: Path, visit: Callable[[dict[str, Any]], None] | None = None) -> _Done:
     """The requests a journal holds as finished and as failed for good (the last
     record of a key decides; a transient failure is as if never asked), with the
     fingerprint of the row each finished one graded."""
     numbers = array("Q")
     prints = array("Q")
     state = array("b")  # 0 finished, 1 failed for good, 2 failed for now
-    for record in read_records(path):
-        numbers.append(_key_number(record.key))
-        prints.append(fingerprint_number(record.fingerprint))
-        state.append(0 if record.status != FAILED else (2 if record.transient else 1))
+    for data in read_fields(path):
+        if visit is not None:
+            visit(data)
+        numbers.append(key_number(data["key"]))
+        prints.append(fingerprint_number(data.get("fingerprint")))
+        state.append(0 if data["status"] != FAILED else (2 if data.get("transient") else 1))
     if not numbers:
-        empty = np.empty(0, dtype=np.uint64)
-        return _Done(empty, empty, empty)
+        return _Done(array("Q"), array("Q"), array("Q"))  # a new run: no numpy import
+    import numpy as np
+
     keys = np.frombuffer(numbers, dtype=np.uint64)
     last = _last_occurrences(keys)
     finals = keys[last]
@@ -205,13 +242,21 @@ def _load_keys(path: Path) -> _Done:
     final_state = np.frombuffer(state, dtype=np.int8)[last]
     finished = final_state == 0
     order = np.argsort(finals[finished], kind="stable")
+
+    def packed(values: npt.NDArray[np.uint64]) -> array[int]:
+        return array("Q", values.astype(np.uint64).tobytes())
+
     return _Done(
-        finals[finished][order], final_prints[finished][order], np.sort(finals[final_state == 1])
+        packed(finals[finished][order]),
+        packed(final_prints[finished][order]),
+        packed(np.sort(finals[final_state == 1])),
     )
 
 
 def _last_occurrences(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
     """Indexes of the last occurrence of each distinct key."""
+    import numpy as np
+
     _, first_from_end = np.unique(keys[::-1], return_index=True)
     result: npt.NDArray[np.intp] = keys.size - 1 - first_from_end
     return result
@@ -222,12 +267,25 @@ def _slot_number(record: Record) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
+#: Journals with fewer records are reduced in Python (a numpy import costs more).
+_SMALL = 50_000
+
+
 def iter_latest(path: Path) -> Iterator[Record]:
     """The newest record per (session, slot, sample), in journal order: what the score
     columns show. Two passes over the file: memory holds 8 bytes a record, not records."""
     numbers = array("Q", (_slot_number(record) for record in read_records(path)))
     if not numbers:
         return
+    if len(numbers) < _SMALL:
+        last = {number: index for index, number in enumerate(numbers)}
+        wanted = set(last.values())
+        for index, record in enumerate(read_records(path)):
+            if index in wanted:
+                yield record
+        return
+    import numpy as np
+
     keep = np.zeros(len(numbers), dtype=bool)
     keep[_last_occurrences(np.frombuffer(numbers, dtype=np.uint64))] = True
     for index, record in enumerate(read_records(path)):
@@ -288,7 +346,16 @@ class Journal:
 
     It holds OUT's lock (its own, or the `lock` its caller holds for longer)."""
 
-    def __init__(self, out_dir: Path, *, fresh: bool = False, lock: OutLock | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        fresh: bool = False,
+        lock: OutLock | None = None,
+        visit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Open OUT's journal (moved aside first with `fresh`) and load what is done;
+        `visit` sees the fields of every record as they load."""
         self.path = out_dir / JOURNAL
         self._own_lock = lock is None
         self._lock = lock if lock is not None else OutLock(out_dir)
@@ -300,7 +367,9 @@ class Journal:
                 self.moved_aside = _aside(self.path)
                 os.replace(self.path, self.moved_aside)
             self._truncate_torn_tail()
-            self._done = _load_keys(self.path)
+            #: The journal's size when this run began (0: a new journal).
+            self.size_at_start = self.path.stat().st_size if self.path.exists() else 0
+            self._done = _load_keys(self.path, visit)
             self._handle = open(self.path, "ab")  # noqa: SIM115
         except OSError as exc:
             self.close()
@@ -334,7 +403,7 @@ class Journal:
     @property
     def known(self) -> int:
         """How many requests earlier runs finished (verdict, skip, or failed for good)."""
-        return int(self._done.finished.size + self._done.failed.size)
+        return len(self._done.finished) + len(self._done.failed)
 
     def is_done(self, key: str, *, retry_failed: bool = False) -> bool:
         """Whether the next run leaves this request alone (see `lookup`)."""
@@ -346,7 +415,10 @@ class Journal:
         asked, or failed in a way another try may pass); and the fingerprint of the row
         it graded (0: unknown, or not a verdict). Keys finished in this run are not
         looked up: sessions are unique within a run, so a run meets each key once."""
-        number = _key_number(key)
+        return self.lookup_number(key_number(key), retry_failed=retry_failed)
+
+    def lookup_number(self, number: int, *, retry_failed: bool = False) -> tuple[str, int]:
+        """`lookup` by a key's number (`key_number`)."""
         at = _find(self._done.finished, number)
         if at != -1:
             return DONE, int(self._done.finished_prints[at])

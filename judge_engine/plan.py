@@ -12,7 +12,9 @@ made (a session too large for the budget).
 
 from __future__ import annotations
 
+import bisect
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +29,16 @@ from .journal import (
     SKIPPED,
     Record,
     fingerprint_number,
+    key_number,
     request_key,
 )
 from .prompt import PROMPT_VERSION, JudgeRequest, TooLarge, render_request, retarget
 from .rubrics import Rubric, RubricSet
-from .sessions import Session
+from .sessions import IdSet, KnownRows, Session
 
+#: Distinct (benchmark, agent models) plans kept; beyond, plans are made each time
+#: (field values from traces are unbounded in number).
+_PLAN_CACHE = 4096
 #: What the journal knows of a key: (NEW, DONE or FAILED_BEFORE, fingerprint of the
 #: row it graded).
 Lookup = Callable[[str], tuple[str, int]]
@@ -100,36 +106,64 @@ class Planner:
         self._lookup = lookup
         self._regrade_changed = regrade_changed
         self._secrets = secrets
+        self._plans: dict[tuple[str | None, tuple[str, ...]], tuple[Rubric, list[Assignment]]] = {}
 
-    def plan(self, session: Session) -> Job:
-        """The session's requests still to make (all of them, with no journal)."""
-        rubric = self.rubrics.for_benchmark(session.benchmark)
-        current = fingerprint_number(session.source.fingerprint)
-        pending = []
-        changed = False
-        failed_before = 0
-        panel = self.panel
-        for assignment in assign(
-            panel.judge, panel.fallback_judge, session.agent_models, panel.guard
-        ):
-            for sample in range(panel.repeats):
+    def requests(
+        self, session_id: str, benchmark: str | None, agent_models: tuple[str, ...]
+    ) -> tuple[Rubric, list[Planned]]:
+        """Every request the panel makes of a session: its rubric, and per judge slot
+        and sample the assignment and journal key."""
+        rubric, assignments = self._plan_of(benchmark, agent_models)
+        planned = []
+        for assignment in assignments:
+            for sample in range(self.panel.repeats):
                 key = request_key(
-                    session.session_id,
+                    session_id,
                     assignment.slot,
                     assignment.judge or "",
                     rubric.version,
                     PROMPT_VERSION,
                     sample,
                 )
-                state, graded = self._lookup(key) if self._lookup else (NEW, 0)
-                if state == DONE and graded and graded != current:
-                    changed = True  # graded before, from a row that has changed since
-                    if self._regrade_changed:
-                        state = NEW
-                if state == FAILED_BEFORE:
-                    failed_before += 1
-                elif state == NEW:
-                    pending.append(Planned(assignment, sample, key))
+                planned.append(Planned(assignment, sample, key))
+        return rubric, planned
+
+    def _plan_of(
+        self, benchmark: str | None, agent_models: tuple[str, ...]
+    ) -> tuple[Rubric, list[Assignment]]:
+        """The rubric and slot assignments of sessions with this benchmark and these
+        agent models (the same for all of them: kept, so a resume computes each once)."""
+        cache_key = (benchmark, agent_models)
+        known = self._plans.get(cache_key)
+        if known is None:
+            panel = self.panel
+            known = (
+                self.rubrics.for_benchmark(benchmark),
+                assign(panel.judge, panel.fallback_judge, agent_models, panel.guard),
+            )
+            if len(self._plans) < _PLAN_CACHE:
+                self._plans[cache_key] = known
+        return known
+
+    def plan(self, session: Session) -> Job:
+        """The session's requests still to make (all of them, with no journal)."""
+        rubric, requests = self.requests(
+            session.session_id, session.benchmark, session.agent_models
+        )
+        current = fingerprint_number(session.source.fingerprint)
+        pending = []
+        changed = False
+        failed_before = 0
+        for planned in requests:
+            state, graded = self._lookup(planned.key) if self._lookup else (NEW, 0)
+            if state == DONE and graded and graded != current:
+                changed = True  # graded before, from a row that has changed since
+                if self._regrade_changed:
+                    state = NEW
+            if state == FAILED_BEFORE:
+                failed_before += 1
+            elif state == NEW:
+                pending.append(planned)
         return Job(session, rubric, pending, changed, len(pending), failed_before)
 
     def render(self, job: Job) -> Rendered:
@@ -199,3 +233,69 @@ class Planner:
     def failed_record(self, job: Job, planned: Planned, error: str) -> Record:
         """A request that could not be made at all."""
         return Record(**self.base_fields(job, planned), status=FAILED, error=error, at=time.time())
+
+
+class GradedRows:
+    """The rows earlier runs graded in full for a plan, byte for byte, so that a resume
+    skips them without parsing (a finished run of 100,000 sessions resumes in seconds).
+
+    Fed every journal record as the journal loads (`visit`, one pass), it notes for
+    each row fingerprint the keys the current plan needs of its session (its rubric,
+    slots, fallbacks and samples, from the metadata the records keep). `known()` then
+    keeps the rows whose every needed request is done in the journal from a row with
+    that very fingerprint; anything else (a changed row, a new judge, a new rubric
+    version, a failure) is read and planned again. About 24 bytes a session."""
+
+    def __init__(self, planner: Planner) -> None:
+        self._planner = planner
+        self._seen: set[int] = set()
+        self._prints = array("Q")
+        self._ids = array("Q")
+        #: The needed keys of every row, one after the other; `_ends[i]` is where the
+        #: keys of row i end.
+        self._keys = array("Q")
+        self._ends = array("Q")
+
+    def visit(self, data: dict[str, Any]) -> None:
+        """One journal record's fields (`journal.read_fields`)."""
+        number = fingerprint_number(data.get("fingerprint"))
+        if not number or number in self._seen:
+            return
+        self._seen.add(number)
+        models, benchmark = data.get("agent_models"), data.get("benchmark")
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            return
+        if benchmark is not None and not isinstance(benchmark, str):
+            return
+        session_id = data["session_id"]
+        _, requests = self._planner.requests(session_id, benchmark, tuple(models))
+        self._prints.append(number)
+        self._ids.append(IdSet.number(session_id))
+        self._keys.extend(key_number(p.key) for p in requests)
+        self._ends.append(len(self._keys))
+
+    def known(self, lookup: Callable[[int], tuple[str, int]]) -> KnownRows | None:
+        """The predicate `read_sessions` takes: a fingerprint -> its session id's
+        number, for the rows done in full; None when there is none. `lookup` gives a
+        key number's state and graded fingerprint (`Journal.lookup_number`)."""
+        found: list[tuple[int, int]] = []
+        start = 0
+        for index, end in enumerate(self._ends):
+            number = self._prints[index]
+            if all(lookup(k) == (DONE, number) for k in self._keys[start:end]):
+                found.append((number, self._ids[index]))
+            start = end
+        self._seen.clear()
+        del self._keys[:], self._prints[:], self._ids[:], self._ends[:]
+        if not found:
+            return None
+        found.sort()
+        prints = array("Q", (p for p, _ in found))
+        ids = array("Q", (i for _, i in found))
+
+        def known(fingerprint: str) -> int | None:
+            number = fingerprint_number(fingerprint)
+            at = bisect.bisect_left(prints, number)
+            return ids[at] if at < len(prints) and prints[at] == number else None
+
+        return known

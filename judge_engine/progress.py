@@ -92,6 +92,12 @@ class Progress:
             self._shown = now
             self._bar.set_postfix(status, refresh=False)
 
+    def set_total(self, total: int | None) -> None:
+        """The number of sessions, once it is known (counted beside the run)."""
+        if total is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
     def say(self, text: str) -> None:
         """A line for the person at the terminal, above the bar (on stderr, even with
         --quiet: it says what the run is doing about their Ctrl-C)."""

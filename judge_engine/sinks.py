@@ -74,6 +74,14 @@ class JsonlWriter:
         except OSError as exc:
             raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
+    def sync(self) -> None:
+        """Flush and fsync: what was written is on disk."""
+        self.flush()
+        try:
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
     def close(self) -> None:
         # A failure here was already reported by write or flush, or the rebuild reports it.
         with contextlib.suppress(OSError):
@@ -176,6 +184,41 @@ def score_row(record: Record) -> dict[str, Any]:
         "usage": record.usage,
         "latency_ms": record.latency_ms,
     }
+
+
+#: What the score columns were last made from: the journal's size and the panel.
+SCORES_STATE = ".scores-state"
+
+
+def scores_state(out_dir: Path) -> dict[str, Any]:
+    """The state `mark_scores` wrote, or {} when there is none to trust."""
+    with contextlib.suppress(OSError, orjson.JSONDecodeError):
+        data = orjson.loads((out_dir / SCORES_STATE).read_bytes())
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def mark_scores(out_dir: Path, journal_bytes: int, panel: list[str], rows: int) -> None:
+    """Record that scores.jsonl is complete for this journal size and panel, so a run
+    that finds both unchanged need not rewrite it (a finished run of 100,000 sessions
+    resumes in seconds)."""
+    state = {"journal_bytes": journal_bytes, "panel": panel, "rows": rows}
+    with contextlib.suppress(OSError):
+        (out_dir / SCORES_STATE).write_bytes(orjson.dumps(state))
+
+
+def scores_current(out_dir: Path, journal_bytes: int, panel: list[str]) -> int | None:
+    """The rows of scores.jsonl if it is complete for this journal size and panel."""
+    state = scores_state(out_dir)
+    if (
+        state.get("journal_bytes") == journal_bytes
+        and state.get("panel") == panel
+        and isinstance(state.get("rows"), int)
+        and (out_dir / SCORES).is_file()
+    ):
+        return int(state["rows"])
+    return None
 
 
 def rebuild_scores(out_dir: Path) -> int:

@@ -144,18 +144,18 @@ async def test_the_lock_is_held_until_the_scores_rewrite_is_done(
 ) -> None:
     from judge_engine import engine
 
-    real = engine.rebuild_scores
+    real = engine.mark_scores
     seen: list[str] = []
 
-    def rebuild(out: Path) -> int:
+    def mark(out: Path, *args: Any) -> None:
         try:
             OutLock(out).release()
             seen.append("free")
         except Exception as exc:
             seen.append(type(exc).__name__)
-        return real(out)
+        real(out, *args)
 
-    monkeypatch.setattr(engine, "rebuild_scores", rebuild)
+    monkeypatch.setattr(engine, "mark_scores", mark)
     source = str(write_jsonl(tmp_path / "s.jsonl", _rows(3)))
     async with ScriptedServer() as server:
         await grade(_config(source, server.url, tmp_path / "out"), KEY)

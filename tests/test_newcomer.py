@@ -342,3 +342,22 @@ async def test_fresh_moves_the_paid_journal_aside(
     assert len(aside) == 1 and aside[0].read_bytes() == paid
     assert f"moved to {aside[0]}" in capsys.readouterr().out
     assert len(server.arrivals) == 4
+
+
+async def test_scores_follow_the_panel_and_the_journal_even_when_nothing_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    source = _source(tmp_path, 3)
+    out = tmp_path / "out"
+    async with ScriptedServer() as server:
+        both = grade_argv(source, server.url, out, "--judge", "o3")[3:]
+        assert await anyio.to_thread.run_sync(main, both) == 0
+        one = grade_argv(source, server.url, out)[3:]
+        assert await anyio.to_thread.run_sync(main, one) == 0  # nothing to ask
+        assert {r["judge_slot"] for r in read_jsonl(out / "scores.jsonl")} == {"gpt-4.1"}
+        (out / "scores.jsonl").unlink()
+        assert await anyio.to_thread.run_sync(main, both) == 0  # nothing to ask
+        assert len(read_jsonl(out / "scores.jsonl")) == 6
+        assert await anyio.to_thread.run_sync(main, ["journal", "verify", str(out)]) == 0
+    assert len(server.arrivals) == 6

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import orjson
 
-from ..agreement import agree, render
 from ._common import UsageError, writable_file, write_output
 
 NAME = "agree"
@@ -47,6 +46,8 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from ..agreement import agree, render  # imported here: other commands start faster
+
     target = writable_file(args.json, "--json") if args.json else None
     labels = Path(args.labels) if args.labels else None
     if labels is not None and not labels.is_file():

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import anyio
 
-from ..demo import run_demo
 from ._common import writable_folder
 
 NAME = "demo"
@@ -27,5 +26,7 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from ..demo import run_demo  # imported here: other commands start faster
+
     out = writable_folder(args.out, "--out")
     return anyio.run(lambda: run_demo(Path(out), quiet=args.quiet))

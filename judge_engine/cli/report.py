@@ -6,9 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..agreement import agree
 from ..pricing import parse_price
-from ..report import build, plots, to_csv, to_markdown
 from ._common import UsageError, writable_folder
 
 NAME = "report"
@@ -69,6 +67,9 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from ..agreement import agree  # imported here: other commands start faster
+    from ..report import build, plots, to_csv, to_markdown
+
     plots_dir = writable_folder(args.plots, "--plots") if args.plots else None
     try:
         prices = dict(parse_price(text) for text in args.price or ())

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import anyio
 
-from ..testing.sim import SimConfig, serve
 from ._common import UsageError
 
 NAME = "sim"
@@ -127,6 +126,8 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from ..testing.sim import SimConfig, serve  # imported here: other commands start faster
+
     config = SimConfig(
         latency_ms=args.latency_ms,
         rpm=args.rpm,

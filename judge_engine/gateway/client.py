@@ -144,6 +144,7 @@ class Gateway:
         *,
         timeout_s: float = 120.0,
         concurrency: int = 64,
+        slow_start: bool = True,
         rpm: float | None = None,
         tpm: int | None = None,
         backoff_base_s: float = 0.5,
@@ -166,7 +167,7 @@ class Gateway:
         self.pacer = RequestPacer(rpm, _read_time(pace_file) if pace_file else None)
         self.user_tpm = tpm
         self.tokens: TokenWindow | None = TokenWindow(tpm) if tpm else None
-        self.limit = AdaptiveLimit(concurrency)
+        self.limit = AdaptiveLimit(concurrency, initial=8 if slow_start else concurrency)
         self._evidence = ThrottleEvidence()
         self.stats = GatewayStats()
         self._pause_until = 0.0

@@ -15,9 +15,7 @@ import hashlib
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import Any, overload
 
 from . import agenttrace, hermes, openai_chat, otel, otlp
 from .fidelity import Census, census
@@ -25,6 +23,7 @@ from .model import (
     EVENT,
     BadRow,
     Hints,
+    Known,
     Message,
     Reading,
     Rejection,
@@ -32,7 +31,15 @@ from .model import (
     SourceRef,
     ToolCall,
 )
-from .sources import DEFAULT_MAX_ROW_MB, RawRow, SourceError, count_rows, expand, iter_rows
+from .sources import (
+    DEFAULT_MAX_ROW_MB,
+    KnownRows,
+    RawRow,
+    SourceError,
+    count_rows,
+    expand,
+    iter_rows,
+)
 
 __all__ = [
     "ADAPTERS",
@@ -44,6 +51,8 @@ __all__ = [
     "Census",
     "Hints",
     "IdSet",
+    "Known",
+    "KnownRows",
     "Message",
     "Reading",
     "Rejection",
@@ -129,10 +138,17 @@ class IdSet:
         self._sorted = array("Q")
         self._recent: set[int] = set()
 
+    @staticmethod
+    def number(session_id: str) -> int:
+        """The 64-bit number an id is kept as."""
+        return int.from_bytes(hashlib.blake2b(session_id.encode(), digest_size=8).digest(), "big")
+
     def add(self, session_id: str) -> bool:
         """Add an id; False if it was there already."""
-        digest = hashlib.blake2b(session_id.encode(), digest_size=8).digest()
-        number = int.from_bytes(digest, "big")
+        return self.add_number(self.number(session_id))
+
+    def add_number(self, number: int) -> bool:
+        """Add an id by its `number`; False if it was there already."""
         if number in self._recent:
             return False
         ordered = self._sorted
@@ -141,6 +157,8 @@ class IdSet:
             return False
         self._recent.add(number)
         if len(self._recent) >= self._MERGE:
+            import numpy as np  # only runs of 65,536 sessions or more pay for the import
+
             merged = np.concatenate(
                 (
                     np.frombuffer(ordered, dtype=np.uint64),
@@ -156,15 +174,40 @@ class IdSet:
         return len(self._sorted) + len(self._recent)
 
 
+@overload
+def read_sessions(
+    sources: Sequence[str],
+    *,
+    fmt: str | None = ...,
+    agent_model: str | None = ...,
+    max_row_mb: int = ...,
+    known: None = ...,
+) -> Iterator[Session | Rejection]: ...
+
+
+@overload
+def read_sessions(
+    sources: Sequence[str],
+    *,
+    fmt: str | None = ...,
+    agent_model: str | None = ...,
+    max_row_mb: int = ...,
+    known: KnownRows,
+) -> Iterator[Session | Rejection | Known]: ...
+
+
 def read_sessions(
     sources: Sequence[str],
     *,
     fmt: str | None = None,
     agent_model: str | None = None,
     max_row_mb: int = DEFAULT_MAX_ROW_MB,
-) -> Iterator[Session | Rejection]:
+    known: KnownRows | None = None,
+) -> Iterator[Session | Rejection | Known]:
     """Stream sessions from every source in order; ids must be unique across the run.
-    Rows over `max_row_mb` are rejected (`row_too_large`) without being held."""
+    Rows over `max_row_mb` are rejected (`row_too_large`) without being held. A row
+    `known` knows by its fingerprint (a resume's rows graded before) is not parsed: it
+    comes as `Known`, its number taken as its session id's (`IdSet.number`)."""
     seen = IdSet()
     max_row_bytes = max_row_mb << 20
     assembler = otlp.Assembler(max_row_bytes)
@@ -189,10 +232,25 @@ def read_sessions(
             else:
                 yield unique(parse_row(piece, otlp.FORMAT, agent_model), piece)
 
+    def remembered(item: Known) -> Known | Rejection:
+        if seen.add_number(item.number):
+            return item
+        return Rejection(
+            item.source, item.row, "duplicate_session_id",
+            "this session id was already read in this run",
+        )  # fmt: skip
+
     for spec in expand(sources):
-        for item in iter_rows(spec, max_row_bytes):
+        for item in iter_rows(spec, max_row_bytes, known):
             if isinstance(item, Rejection):
                 yield item
+                continue
+            if isinstance(item, Known):
+                yield remembered(item)
+                continue
+            number = known(item.fingerprint) if known and item.fingerprint else None
+            if number is not None:
+                yield remembered(Known(item.source, item.row, item.fingerprint, number))
                 continue
             kind = fmt or detect_format(item.data)
             if kind == otlp.FORMAT:

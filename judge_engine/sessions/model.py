@@ -156,6 +156,18 @@ class Session:
 
 
 @dataclass(frozen=True, slots=True)
+class Known:
+    """A row the caller knew already (byte for byte, by its fingerprint): not parsed.
+    A resumed run meets every row it graded before this way."""
+
+    source: str
+    row: int
+    fingerprint: str
+    #: The number the caller gave the row (`sources.KnownRows`).
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """A row that could not become a session, and why."""
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from . import otel
 from .model import BadRow, Hints, Rejection, Session, SourceRef
-from .sources import RawRow, fingerprint_of
+from .sources import DIGEST_HEX, RawRow, fingerprint_of
 
 FORMAT = "otlp"
 _SESSION_KEYS = ("session.id", "gen_ai.conversation.id")
@@ -149,7 +149,7 @@ def spans_of(request: Mapping[str, Any], line: int) -> Iterator[dict[str, Any]]:
 def raw_size(raw: RawRow) -> int:
     """The byte size of an export line, read from its fingerprint (checksum and length)."""
     try:
-        return int(raw.fingerprint[8:] or "0", 16)
+        return int(raw.fingerprint[DIGEST_HEX:] or "0", 16)
     except ValueError:
         return 0
 
