@@ -14,7 +14,8 @@ resumed each time. At the end:
 - no verdict lost (every request has one) and none duplicated (no request two);
 - no request asked again but those in flight at a kill: the simulator counts every
   verdict it served per request, and the repeats must equal what the kills left
-  answered but not yet durable, at most the requests in flight (workers x judges);
+  answered but not yet durable, at most --concurrency (a request holds a token from
+  send until durable);
 - the key (echoed back by hostile replies) is in no file under OUT.
 
     python bench/torture.py [--sessions 10000] [--kills 5] [--seed 7]
@@ -47,9 +48,9 @@ FAULTS = [
     "--hostile-rate", "0.06",
 ]  # fmt: skip
 ENGINE = ["--concurrency", "32", "--timeout", "1.5", "--max-retries", "15", "--grace", "2"]
-#: Requests a kill may leave answered but not durable: at most one per worker and judge
-#: (workers are 2 x --concurrency).
-IN_FLIGHT = 2 * 32 * len(JUDGES)
+#: Requests a kill may leave answered but not durable: a request holds one of
+#: --concurrency tokens from send until its outcome is durable.
+IN_FLIGHT = 32
 
 
 @dataclass

@@ -184,12 +184,14 @@ def analyse(data: Verdicts, sessions: Sequence[str], labels: Mapping[str, int]) 
 
     majority = {s: _majority([x for x, _ in v.values()]) for s, v in first.items() if len(v) >= 2}
     decided = {s: m for s, m in majority.items() if m is not None}
-    # With two judges a majority exists only where they agree, so every judge "sides
-    # with it" by construction: that figure is only shown for three judges or more.
-    only_agreement = len(judges) < 3
+    # Where a session has two verdicts, a majority exists only where they agree, and
+    # each judge "sides with it" by construction: that figure counts only sessions
+    # with three verdicts or more, and is left out when there are none.
     sides: dict[str, Any] = {}
+    contested = {s: m for s, m in decided.items() if len(first[s]) >= 3}
+    only_agreement = not contested
     for judge in [] if only_agreement else judges:
-        agree = [first[s][judge][0] == m for s, m in decided.items() if judge in first[s]]
+        agree = [first[s][judge][0] == m for s, m in contested.items() if judge in first[s]]
         n = len(agree)
         sides[judge] = {
             "n": n,
@@ -400,8 +402,8 @@ def _render_section(section: Mapping[str, Any], title: str) -> str:
     majority = section["majority"]
     if majority["sessions"] and majority.get("only_where_judges_agree"):
         lines.append(
-            f"  majority: with two judges, only where they agree: {majority['decided']} "
-            f"sessions ({majority['ties']} split); success rate "
+            f"  majority: no session has three verdicts, so only where its two agree: "
+            f"{majority['decided']} sessions ({majority['ties']} split); success rate "
             f"{_f(majority['success_rate'])}"
         )
     elif majority["sessions"]:
@@ -412,7 +414,7 @@ def _render_section(section: Mapping[str, Any], title: str) -> str:
         for judge, s in majority["judges"].items():
             lines.append(
                 f"    {judge:<30} sides with the majority {_f(s['sides_with_majority'])} "
-                f"{_ci(s['ci95'])} (n={s['n']})"
+                f"{_ci(s['ci95'])} (n={s['n']} sessions with three verdicts or more)"
             )
     labels = section.get("labels")
     if labels:

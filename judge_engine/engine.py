@@ -40,13 +40,14 @@ from .config import Config
 from .control import RunControl
 from .gateway import Gateway, Transport
 from .journal import FAILED, SKIPPED, Journal, JournalError, OutLock, Record
-from .plan import GradedRows, Job, Planner
+from .plan import GradedRows, Job, Planner, known_rows
 from .pricing import Budget, PriceTable
 from .progress import JudgeTally, Progress, Tally, format_summary
 from .redact import Secrets, redact_text
 from .rubrics import RubricSet
 from .sessions import (
     Known,
+    KnownRows,
     Rejection,
     Session,
     SourceError,
@@ -220,9 +221,21 @@ class _Run:
         )
         graded = GradedRows(self.planner) if same_reading and not config.run.fresh else None
         self.journal = Journal(
-            self.out, fresh=config.run.fresh, lock=lock, visit=graded.visit if graded else None
+            self.out,
+            fresh=config.run.fresh,
+            lock=lock,
+            visit=graded.visit if graded else None,
+            snapshot_tag=self._snapshot_tag() if graded else None,
         )
-        self.known = graded.known(self.journal.lookup_number) if graded else None
+        self.known: KnownRows | None = None
+        if graded is not None:
+            snapshot = self.journal.snapshot
+            prints, ids = (
+                (snapshot["known_prints"], snapshot["known_ids"])
+                if snapshot is not None
+                else graded.rows(self.journal.lookup_number)
+            )
+            self.known = known_rows(prints, ids)
         try:
             self._write_json("run.json", self._run_json())
             self.progress = Progress(config.run.limit, quiet=config.run.quiet)
@@ -298,6 +311,21 @@ class _Run:
             max_pause_s=retry.max_pause,
             pace_file=self.out / PACE_FILE,
         )
+
+    def _snapshot_tag(self) -> str:
+        """What the journal snapshot's known rows depend on: the plan and the reading."""
+        reading = orjson.dumps([self.config.sources.format, self.config.sources.agent_model])
+        return f"{self.planner.signature()}:{reading.hex()}"
+
+    def _snapshot(self) -> None:
+        """Keep a snapshot of the journal for the next run (`journal.write_snapshot`),
+        unless the one this run began from still holds."""
+        if self.journal.snapshot is not None and self.journal.appended == 0:
+            return
+        graded = GradedRows(self.planner)
+        self.journal.reload(graded.visit)
+        prints, ids = graded.rows(self.journal.lookup_number)
+        self.journal.save_snapshot(self._snapshot_tag(), {"known_prints": prints, "known_ids": ids})
 
     def _previous_sources(self) -> Any:
         """The sources options of the run before this one, from its run.json."""
@@ -626,6 +654,8 @@ class _Run:
                 result.status = "max_cost"
             elif result.lacking:
                 result.status = "incomplete"
+        if result.status != "error":
+            self._snapshot()
         with contextlib.suppress(JournalError):  # the summary is a convenience, not the record
             self._write_json("summary.json", result.summary_json())
 
@@ -660,6 +690,7 @@ class _Run:
             throttled=r.throttled,
             tokens=r.tokens,
             cost_usd=r.cost_usd,
+            order=[*self.config.panel.judge, *self.config.panel.fallback_judge],
         )
 
 

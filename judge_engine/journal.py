@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import sys
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -293,6 +294,75 @@ def iter_latest(path: Path) -> Iterator[Record]:
             yield record
 
 
+#: A compact copy of what a journal holds (the keys done, and the caller's arrays), so
+#: the next run need not read the journal line by line.
+SNAPSHOT = ".journal-index"
+_SNAPSHOT_VERSION = 1
+
+
+def _identity(path: Path) -> list[int]:
+    """What tells one state of the journal file from another: size, mtime, inode."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def write_snapshot(out_dir: Path, tag: str, done: _Done, extra: dict[str, array[int]]) -> None:
+    """Keep `done` and the caller's arrays beside the journal, for its present state
+    and the caller's `tag` (what the arrays depend on). A convenience: a snapshot that
+    cannot be written is no snapshot, and the next run reads the journal."""
+    arrays = {
+        "finished": done.finished,
+        "finished_prints": done.finished_prints,
+        "failed": done.failed,
+        **extra,
+    }
+    header = {
+        "v": _SNAPSHOT_VERSION,
+        "journal": _identity(out_dir / JOURNAL),
+        "tag": tag,
+        "byteorder": sys.byteorder,
+        "arrays": {name: len(values) for name, values in arrays.items()},
+    }
+    target = out_dir / SNAPSHOT
+    temporary = out_dir / (SNAPSHOT + ".tmp")
+    with contextlib.suppress(OSError):
+        with open(temporary, "wb") as handle:
+            handle.write(orjson.dumps(header) + b"\n")
+            for values in arrays.values():
+                handle.write(values.tobytes())
+        os.replace(temporary, target)
+
+
+def read_snapshot(out_dir: Path, tag: str) -> tuple[_Done, dict[str, array[int]]] | None:
+    """The snapshot of the journal as it is now, for this `tag`; None when there is
+    none, it is another state's or another tag's, or anything about it is off."""
+    try:
+        with open(out_dir / SNAPSHOT, "rb") as handle:
+            header = orjson.loads(handle.readline(1 << 16))
+            if (
+                not isinstance(header, dict)
+                or header.get("v") != _SNAPSHOT_VERSION
+                or header.get("tag") != tag
+                or header.get("byteorder") != sys.byteorder
+                or header.get("journal") != _identity(out_dir / JOURNAL)
+            ):
+                return None
+            arrays: dict[str, array[int]] = {}
+            for name, length in header["arrays"].items():
+                values = array("Q")
+                data = handle.read(8 * int(length))
+                if len(data) != 8 * int(length):
+                    return None
+                values.frombytes(data)
+                arrays[name] = values
+            if handle.read(1):
+                return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, orjson.JSONDecodeError):
+        return None
+    done = _Done(arrays.pop("finished"), arrays.pop("finished_prints"), arrays.pop("failed"))
+    return done, arrays
+
+
 class OutLock:
     """The results folder's lock: one writer at a time, held until every output is final.
 
@@ -353,15 +423,20 @@ class Journal:
         fresh: bool = False,
         lock: OutLock | None = None,
         visit: Callable[[dict[str, Any]], None] | None = None,
+        snapshot_tag: str | None = None,
     ) -> None:
-        """Open OUT's journal (moved aside first with `fresh`) and load what is done;
-        `visit` sees the fields of every record as they load."""
+        """Open OUT's journal (moved aside first with `fresh`) and load what is done:
+        from its snapshot when one matches the journal and `snapshot_tag` (then
+        `snapshot` holds the caller's arrays and `visit` is not called), else line by
+        line, `visit` seeing the fields of every record."""
         self.path = out_dir / JOURNAL
         self._own_lock = lock is None
         self._lock = lock if lock is not None else OutLock(out_dir)
         self._handle: IO[bytes] | None = None
         #: Where `fresh` moved the earlier journal (paid verdicts are never deleted).
         self.moved_aside: Path | None = None
+        #: Records this run appended.
+        self.appended = 0
         try:
             if fresh and self.path.exists() and self.path.stat().st_size:
                 self.moved_aside = _aside(self.path)
@@ -369,7 +444,13 @@ class Journal:
             self._truncate_torn_tail()
             #: The journal's size when this run began (0: a new journal).
             self.size_at_start = self.path.stat().st_size if self.path.exists() else 0
-            self._done = _load_keys(self.path, visit)
+            found = read_snapshot(out_dir, snapshot_tag) if snapshot_tag else None
+            #: The caller's arrays from the snapshot, when the journal was loaded from it.
+            self.snapshot: dict[str, array[int]] | None = None
+            if found is not None:
+                self._done, self.snapshot = found
+            else:
+                self._done = _load_keys(self.path, visit)
             self._handle = open(self.path, "ab")  # noqa: SIM115
         except OSError as exc:
             self.close()
@@ -436,6 +517,15 @@ class Journal:
             os.fsync(self._handle.fileno())
         except OSError as exc:
             raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self.appended += len(records)
+
+    def reload(self, visit: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Load what is done again, from the journal as it is now (after appends)."""
+        self._done = _load_keys(self.path, visit)
+
+    def save_snapshot(self, tag: str, extra: dict[str, array[int]]) -> None:
+        """Snapshot what is done now (see `write_snapshot`); the journal must be flushed."""
+        write_snapshot(self.path.parent, tag, self._done, extra)
 
     def close(self) -> None:
         if self._handle is not None:

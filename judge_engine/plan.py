@@ -13,11 +13,14 @@ made (a session too large for the budget).
 from __future__ import annotations
 
 import bisect
+import hashlib
 import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from .config import PanelOptions, RequestOptions
 from .guard import Assignment, assign
@@ -127,6 +130,17 @@ class Planner:
                 )
                 planned.append(Planned(assignment, sample, key))
         return rubric, planned
+
+    def signature(self) -> str:
+        """What every key and assignment of this plan depends on, as a digest: the
+        panel, the guard, the repeats, the prompt version, every rubric's name,
+        version and aliases. Two planners with one signature plan every session alike."""
+        panel = self.panel
+        parts = [
+            panel.judge, panel.fallback_judge, panel.guard, panel.repeats, PROMPT_VERSION,
+            [(r.name, r.version, r.aliases) for r in self.rubrics],
+        ]  # fmt: skip
+        return hashlib.blake2b(orjson.dumps(parts), digest_size=16).hexdigest()
 
     def _plan_of(
         self, benchmark: str | None, agent_models: tuple[str, ...]
@@ -274,10 +288,11 @@ class GradedRows:
         self._keys.extend(key_number(p.key) for p in requests)
         self._ends.append(len(self._keys))
 
-    def known(self, lookup: Callable[[int], tuple[str, int]]) -> KnownRows | None:
-        """The predicate `read_sessions` takes: a fingerprint -> its session id's
-        number, for the rows done in full; None when there is none. `lookup` gives a
-        key number's state and graded fingerprint (`Journal.lookup_number`)."""
+    def rows(self, lookup: Callable[[int], tuple[str, int]]) -> tuple[array[int], array[int]]:
+        """The rows done in full, as two arrays sorted by fingerprint number: the
+        fingerprints and their session ids' numbers (`known_rows` makes the predicate).
+        `lookup` gives a key number's state and graded fingerprint
+        (`Journal.lookup_number`)."""
         found: list[tuple[int, int]] = []
         start = 0
         for index, end in enumerate(self._ends):
@@ -287,15 +302,19 @@ class GradedRows:
             start = end
         self._seen.clear()
         del self._keys[:], self._prints[:], self._ids[:], self._ends[:]
-        if not found:
-            return None
         found.sort()
-        prints = array("Q", (p for p, _ in found))
-        ids = array("Q", (i for _, i in found))
+        return array("Q", (p for p, _ in found)), array("Q", (i for _, i in found))
 
-        def known(fingerprint: str) -> int | None:
-            number = fingerprint_number(fingerprint)
-            at = bisect.bisect_left(prints, number)
-            return ids[at] if at < len(prints) and prints[at] == number else None
 
-        return known
+def known_rows(prints: array[int], ids: array[int]) -> KnownRows | None:
+    """The predicate `read_sessions` takes, from `GradedRows.rows`: a fingerprint -> its
+    session id's number, for the rows done in full; None when there is none."""
+    if not prints:
+        return None
+
+    def known(fingerprint: str) -> int | None:
+        number = fingerprint_number(fingerprint)
+        at = bisect.bisect_left(prints, number)
+        return ids[at] if at < len(prints) and prints[at] == number else None
+
+    return known

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,9 +124,15 @@ def format_summary(
     throttled: int,
     tokens: int,
     cost_usd: float | None,
+    order: Sequence[str] = (),
 ) -> str:
+    """The closing table per judge: the panel's judges in `order` first, then others."""
     lines = ["", "judge                           verdicts  success   failed  skipped"]
-    for judge, tally in sorted(tallies.items()):
+    ranked = sorted(
+        tallies.items(),
+        key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0]),
+    )
+    for judge, tally in ranked:
         rate = f"{tally.successes / tally.verdicts:7.1%}" if tally.verdicts else "      -"
         lines.append(
             f"{judge:<30} {tally.verdicts:>9,} {rate:>8} {sum(tally.failures.values()):>8,} "

@@ -253,7 +253,7 @@ def test_two_judges_show_no_majority_that_is_true_by_construction(tmp_path: Path
     assert result["majority"]["judges"] == {}
     text = render(result)
     assert "sides with the majority" not in text
-    assert "only where they agree" in text and "(majority: where both agree)" in text
+    assert "only where its two agree" in text and "(majority: where both agree)" in text
     assert "labels from the source rows" in text
 
 
@@ -272,3 +272,16 @@ def test_judges_come_in_the_panel_order_of_the_run(tmp_path: Path) -> None:
     _run_json(out, ["C", "A"])  # B dropped from the panel
     assert agree(out)["judges"] == ["C", "A"]
     assert agree(out, all_judges=True)["judges"] == ["C", "A", "B"]
+
+
+def test_three_judges_with_two_verdicts_a_session_show_no_majority_figure(tmp_path: Path) -> None:
+    # A fallback takes a slot now and then: three judge models, two verdicts a session.
+    records = [
+        _record(f"s{i}", "A", A[i]) for i in range(6)
+    ] + [
+        _record(f"s{i}", "B", B[i], judge="B" if i < 3 else "C") for i in range(6)
+    ]  # fmt: skip
+    result = agree(_journal(tmp_path / "out", records))
+    assert result["judges"] == ["A", "B", "C"]
+    assert result["majority"]["only_where_judges_agree"] is True
+    assert "sides with the majority" not in render(result)

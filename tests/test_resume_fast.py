@@ -109,3 +109,47 @@ async def test_another_reading_of_the_rows_reads_them_again(
         await grade(_config(source, server.url, out, agent_model="some-model"), KEY)
     assert len(parsed) == 2
     assert len(read_jsonl(out / "scores.jsonl")) == 2
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times a journal is read line by line."""
+    from judge_engine import journal
+
+    calls: list[int] = []
+    real = journal._load_keys
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(journal, "_load_keys", counting)
+    return calls
+
+
+async def test_a_resume_starts_from_the_snapshot_only_when_it_holds(
+    tmp_path: Path, loads: list[int], parsed: list[str]
+) -> None:
+    source = str(write_jsonl(tmp_path / "s.jsonl", _rows(4)))
+    out = tmp_path / "out"
+    async with ScriptedServer() as server:
+        await grade(_config(source, server.url, out), KEY)
+        loads.clear()
+        parsed.clear()
+        again, _ = await grade(_config(source, server.url, out), KEY)
+        assert loads == [] and parsed == [] and again.already_done == 4  # the snapshot
+        # Another panel: the snapshot's rows are another plan's; the journal is read.
+        other, _ = await grade(_config(source, server.url, out, judge=("o3",)), KEY)
+        assert loads and other.requests_sent == 4
+        loads.clear()
+        # The journal changed behind the snapshot's back: it is read again, correctly.
+        journal = out / "journal.jsonl"
+        lines = journal.read_bytes().splitlines(keepends=True)
+        journal.write_bytes(b"".join(lines[:-1]))  # the latest verdict is gone
+        fixed, _ = await grade(_config(source, server.url, out, judge=("o3",)), KEY)
+        assert loads and fixed.requests_sent == 1
+        loads.clear()
+        (out / ".journal-index").write_bytes(b"garbage")
+        parsed.clear()
+        broken, _ = await grade(_config(source, server.url, out, judge=("o3",)), KEY)
+    assert loads and broken.requests_sent == 0 and len(parsed) == 0 and broken.status == "done"
