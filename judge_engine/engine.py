@@ -389,22 +389,13 @@ class _Run:
 
     async def _produce(self, send: MemoryObjectSendStream[Job], sources: list[str]) -> None:
         options = self.config.sources
-        items: Iterator[Session | Rejection | Known]
-        if self.known is not None:
-            items = read_sessions(
-                sources,
-                fmt=options.format,
-                agent_model=options.agent_model,
-                max_row_mb=options.max_row_mb,
-                known=self.known,
-            )
-        else:
-            items = read_sessions(
-                sources,
-                fmt=options.format,
-                agent_model=options.agent_model,
-                max_row_mb=options.max_row_mb,
-            )
+        items = read_sessions(
+            sources,
+            fmt=options.format,
+            agent_model=options.agent_model,
+            max_row_mb=options.max_row_mb,
+            known=self.known,
+        )
         async with send:
             while not self.control.stopping():
                 jobs, finished, more = await anyio.to_thread.run_sync(self._next_batch, items)

@@ -234,6 +234,14 @@ def _load_keys(path: Path, visit: Callable[[dict[str, Any]], None] | None = None
         state.append(0 if data["status"] != FAILED else (2 if data.get("transient") else 1))
     if not numbers:
         return _Done(array("Q"), array("Q"), array("Q"))  # a new run: no numpy import
+    if len(numbers) < _SMALL:  # reduced in Python: a numpy import costs more
+        latest = {key: (prints[i], state[i]) for i, key in enumerate(numbers)}
+        finished = sorted((key, print_) for key, (print_, s) in latest.items() if s == 0)
+        return _Done(
+            array("Q", (key for key, _ in finished)),
+            array("Q", (print_ for _, print_ in finished)),
+            array("Q", sorted(key for key, (_, s) in latest.items() if s == 1)),
+        )
     import numpy as np
 
     keys = np.frombuffer(numbers, dtype=np.uint64)

@@ -81,3 +81,34 @@ def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(JournalError, match="cannot use"):
         Journal(blocker / "out")
+
+
+def test_small_and_large_journals_are_reduced_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Journals under `_SMALL` records are reduced in Python, larger ones with numpy:
+    both give the same keys done, failures and latest records."""
+    import random
+
+    from judge_engine import journal
+
+    draw = random.Random(5)
+    records = []
+    for n in range(600):
+        session = f"s{draw.randrange(150)}"
+        status = draw.choice(["ok", "ok", "failed", "skipped"])
+        records.append(
+            make_record(
+                session, draw.choice(["a", "b"]), 1, status=status,
+                transient=status == "failed" and draw.random() < 0.5,
+                fingerprint=f"{draw.randrange(1 << 60):016x}{n:x}",
+            )
+        )  # fmt: skip
+    path = tmp_path / "journal.jsonl"
+    path.write_bytes(b"".join(r.to_json() for r in records))
+    small = journal._load_keys(path)
+    small_latest = [r.key for r in iter_latest(path)]
+    monkeypatch.setattr(journal, "_SMALL", 0)
+    large = journal._load_keys(path)
+    assert small == large and [r.key for r in iter_latest(path)] == small_latest
+    assert len(small.finished) + len(small.failed) < 300  # the draw exercised both kinds

@@ -13,13 +13,23 @@ import os
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import orjson
 
-from ..config import GROUPS, Config, ConfigError, Option, flag, flatten, group_fields
+from ..config import (
+    GROUPS,
+    Config,
+    ConfigError,
+    Option,
+    SourceOptions,
+    flag,
+    flatten,
+    group_fields,
+)
+from ..sessions import Rejection, Session, read_sessions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -176,6 +186,33 @@ def build_config(
     if need_judge and not config.panel.judge:
         raise UsageError("at least one --judge MODEL is needed")
     return config
+
+
+def read(options: SourceOptions, sources: Sequence[str]) -> Iterator[Session | Rejection]:
+    """The sessions of `sources`, read as the sources options say."""
+    return read_sessions(
+        sources,
+        fmt=options.format,
+        agent_model=options.agent_model,
+        max_row_mb=options.max_row_mb,
+    )
+
+
+def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` from `low` to `high`, else one clear line."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not from {low:g} to {high:g}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
 
 
 def warn_if_empty(sessions: int, sources: Sequence[str]) -> None:

@@ -10,9 +10,9 @@ from ..journal import SKIPPED, OutLock
 from ..plan import Planner
 from ..pricing import PriceTable
 from ..rubrics import RubricSet
-from ..sessions import Rejection, expand, read_sessions
+from ..sessions import Rejection, expand
 from ..sinks import JsonlWriter, RejectLog
-from ._common import add_options, build_config, warn_if_empty, writable_folder
+from ._common import add_options, build_config, read, warn_if_empty, writable_folder
 
 #: Sources may follow the options.
 TAKES_SOURCES = True
@@ -53,10 +53,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     omitted = redactions = 0
     sources = expand(options.sources, exclude=(out,))
     with OutLock(out), RejectLog(out) as log, JsonlWriter(out / "requests.jsonl") as requests:
-        items = read_sessions(
-            sources, fmt=options.format, agent_model=options.agent_model,
-            max_row_mb=options.max_row_mb,
-        )  # fmt: skip
+        items = read(options, sources)
         for item in items:
             if isinstance(item, Rejection):
                 log.add(item)

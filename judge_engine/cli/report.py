@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..pricing import parse_price
-from ._common import UsageError, writable_folder
+from ._common import UsageError, bounded, writable_folder
 
 NAME = "report"
 HELP = "success rates by benchmark, harness and agent model, with intervals and cost"
@@ -36,7 +36,7 @@ def add(parser: argparse.ArgumentParser) -> None:
         help="count the majority verdict of the panel's judges (ties left out)",
     )
     parser.add_argument(
-        "--min-n", type=_positive_int, default=10, metavar="N",
+        "--min-n", type=bounded(int, 1, 10**9), default=10, metavar="N",
         help="mark cells with fewer sessions (default 10)",
     )  # fmt: skip
     parser.add_argument(
@@ -54,16 +54,6 @@ def add(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="count every judge in the journal, not only the current panel's",
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
-    return value
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 
 from ..journal import OutLock
-from ..sessions import Census, Rejection, expand, read_sessions
+from ..sessions import Census, Rejection, expand
 from ..sessions.fidelity import MEASURES
 from ..sinks import RejectLog
-from ._common import add_options, build_config, writable_folder
+from ._common import add_options, build_config, read, writable_folder
 
 #: Sources may follow the options.
 TAKES_SOURCES = True
@@ -47,10 +47,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     total = 0
     try:
         sources = expand(options.sources, exclude=(out,) if out else ())
-        items = read_sessions(
-            sources, fmt=options.format, agent_model=options.agent_model,
-            max_row_mb=options.max_row_mb,
-        )  # fmt: skip
+        items = read(options, sources)
         for item in items:
             if isinstance(item, Rejection):
                 rejected[item.reason] += 1

@@ -6,9 +6,9 @@ import argparse
 
 from ..plan import Planner
 from ..rubrics import RubricSet
-from ..sessions import Session, read_sessions
+from ..sessions import Session
 from ..show import describe
-from ._common import UsageError, add_options, build_config
+from ._common import UsageError, add_options, build_config, read
 
 #: Sources may follow the options.
 TAKES_SOURCES = True
@@ -37,11 +37,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     options = config.sources
     planner = Planner(config.panel, config.request, RubricSet.load(config.request.rubrics))
-    items = read_sessions(
-        options.sources, fmt=options.format, agent_model=options.agent_model,
-        max_row_mb=options.max_row_mb,
-    )  # fmt: skip
-    for item in items:
+    for item in read(options, options.sources):
         if isinstance(item, Session) and item.session_id == args.session:
             rendered = planner.render(planner.plan(item))
             if not rendered.asks:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 import anyio
 
-from ._common import UsageError
+from ._common import UsageError, bounded
 
 NAME = "sim"
 HELP = "run the judge-gateway simulator on loopback (not a real model)"
@@ -30,45 +29,21 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1")
-    return value
-
-
-def _whole(low: int, high: int) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} is not from {low} to {high}")
-        return value
-
-    return convert
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 86_400:
-        raise argparse.ArgumentTypeError(f"{text!r} is not from 0 to 86400")
-    return value
+_rate = bounded(float, 0.0, 1.0)
+_seconds = bounded(float, 0.0, 86_400.0)
 
 
 def add(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = Formatter
     add = parser.add_argument
-    add("--port", type=_whole(0, 65535), default=8900, help="port on 127.0.0.1 (0: any free)")
+    add("--port", type=bounded(int, 0, 65535), default=8900, help="port on 127.0.0.1 (0: any free)")
     add("--latency-ms", type=_seconds, default=0.0, metavar="MS", help="reply latency (±20%%)")
-    add("--rpm", type=_whole(1, 10**9), metavar="N", help="accept at most N requests in any 60 s")
+    add(
+        "--rpm",
+        type=bounded(int, 1, 10**9),
+        metavar="N",
+        help="accept at most N requests in any 60 s",
+    )
     add("--fail-rate", type=_rate, default=0.0, metavar="F", help="share of 5xx replies")
     add(
         "--throttle-rate",

@@ -192,7 +192,7 @@ def read_sessions(
     fmt: str | None = ...,
     agent_model: str | None = ...,
     max_row_mb: int = ...,
-    known: KnownRows,
+    known: KnownRows | None,
 ) -> Iterator[Session | Rejection | Known]: ...
 
 
