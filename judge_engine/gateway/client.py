@@ -302,8 +302,10 @@ class Gateway:
         wrong URL); after, a "connection" error like any other drop."""
         if isinstance(exc, aiohttp.ClientConnectorDNSError):
             reason = f"unknown host {exc.host}"
+        elif isinstance(exc.os_error, ConnectionRefusedError):
+            reason = "connection refused: nothing listens there"
         else:
-            reason = exc.strerror or (str(exc.os_error) if exc.os_error else "no connection")
+            reason = exc.os_error.strerror or str(exc.os_error) if exc.os_error else str(exc)
         kind = "connection" if self.stats.by_status else "unreachable"
         return GatewayError(kind, self.scrub(reason), retryable=True)
 
