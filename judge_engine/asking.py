@@ -200,6 +200,9 @@ class Asker:
             except GatewayError as exc:
                 if exc.kind == "stopped":
                     return None  # the run stopped before this request was on the wire
+                if exc.kind == "submitted":
+                    self.tally.submitted += 1  # in a batch at the server (--no-wait)
+                    return None
                 if exc.kind == "auth":
                     raise FatalError(
                         f"the gateway at {self.transport.printable_url} refused the API key: "

@@ -3,7 +3,7 @@
 In: keyword arguments (`Config.of(judge=("gpt-4.1",), rpm=500)`), a mapping read from
 TOML or JSON (`--config FILE`; a run's own `run.json` fed back), or command-line flags.
 Out: a frozen, validated `Config` of six groups: `sources`, `panel`, `request`,
-`gateway`, `retry`, `run`. A field's name is its long flag's (`max_prompt_tokens` is
+`gateway`, `batch`, `retry`, `run`. A field's name is its long flag's (`max_prompt_tokens` is
 `--max-prompt-tokens`), its help and default are written here once, and the command
 line, config files and `run.json` are all derived from these classes. Every value is
 checked where it is made, so a library caller gets the errors the command line gives:
@@ -215,7 +215,8 @@ class GatewayOptions:
     concurrency: int | None = option(
         None,
         f"requests in flight at most (default {DEFAULT_CONCURRENCY}, reached by a slow start "
-        "from 8 that doubles each round trip; a number given is used from the start)",
+        "from 8 that doubles each round trip; a number given is used from the start; with "
+        "--batch: requests waiting for their batches, default twice --batch-size)",
         metavar="N",
     )
     rpm: float | None = option(
@@ -249,14 +250,58 @@ class GatewayOptions:
         _number("timeout", self.timeout, float, 0.1, 86_400)
 
     @property
-    def in_flight(self) -> int:
-        """The cap on requests in flight: the option, else the default."""
-        return self.concurrency or DEFAULT_CONCURRENCY
-
-    @property
     def url(self) -> str:
         """The endpoint: the option, else $OPENAI_BASE_URL, else OpenAI's."""
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Grading through the provider's Batch API: half price, answers within a day."""
+
+    batch: bool = option(
+        False,
+        "send the requests through the Batch API (files and batches) instead of one by one: "
+        "half price, answers within the completion window",
+    )
+    batch_size: int = option(
+        2_000,
+        "requests per batch (at most 50,000; a batch file is also kept under 100 MB)",
+        metavar="N",
+    )
+    batch_fallback: str = option(
+        "none",
+        "where a request goes after its batch failed it in a way another try may pass: "
+        "none (a later batch) or live (the live endpoint)",
+        choices=("none", "live"),
+    )
+    no_wait: bool = option(
+        False, "submit the batches and exit; the same command later collects the answers"
+    )
+    batch_price: tuple[str, ...] = option(
+        (),
+        "USD per million input and output tokens of a model at batch prices (default half "
+        "its live price)",
+        many=True,
+        metavar="MODEL=IN,OUT",
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch, bool) or not isinstance(self.no_wait, bool):
+            raise ConfigError("--batch and --no-wait take true or false")
+        _number("batch_size", self.batch_size, int, 1, 50_000)
+        _choice("batch_fallback", self.batch_fallback, ("none", "live"), optional=False)
+        _names("batch_price", self.batch_price)
+        for text in self.batch_price:
+            try:
+                parse_price(text)
+            except ValueError as exc:
+                raise ConfigError(str(exc).replace("--price", "--batch-price")) from None
+        if not self.batch and (self.no_wait or self.batch_fallback != "none"):
+            raise ConfigError("--no-wait and --batch-fallback go with --batch")
+
+    def prices(self) -> dict[str, tuple[float, float]]:
+        return dict(parse_price(text) for text in self.batch_price)
 
 
 @dataclass(frozen=True)
@@ -343,6 +388,7 @@ GROUPS: dict[str, type] = {
     "panel": PanelOptions,
     "request": RequestOptions,
     "gateway": GatewayOptions,
+    "batch": BatchOptions,
     "retry": RetryOptions,
     "run": RunOptions,
 }
@@ -365,8 +411,22 @@ class Config:
     panel: PanelOptions = field(default_factory=PanelOptions)
     request: RequestOptions = field(default_factory=RequestOptions)
     gateway: GatewayOptions = field(default_factory=GatewayOptions)
+    batch: BatchOptions = field(default_factory=BatchOptions)
     retry: RetryOptions = field(default_factory=RetryOptions)
     run: RunOptions = field(default_factory=RunOptions)
+
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered, at most: --concurrency; by default 64
+        live, and two batches' worth with --batch."""
+        if self.gateway.concurrency is not None:
+            return self.gateway.concurrency
+        return 2 * self.batch.batch_size if self.batch.batch else DEFAULT_CONCURRENCY
+
+    def price_table(self) -> PriceTable:
+        """The prices a run pays: live, or at batch prices with --batch."""
+        return PriceTable(
+            self.run.prices(), batch=self.batch.batch, batch_overrides=self.batch.prices()
+        )
 
     @classmethod
     def of(cls, **values: Any) -> Config:
@@ -397,7 +457,7 @@ class Config:
         if not self.panel.judge:
             raise ConfigError("grade needs at least one --judge MODEL")
         if self.run.max_cost is not None:
-            table = PriceTable(self.run.prices())
+            table = self.price_table()
             unpriced = [
                 judge
                 for judge in (*self.panel.judge, *self.panel.fallback_judge)

@@ -36,12 +36,14 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .asking import Asker, FatalError
-from .config import Config
+from .config import DEFAULT_CONCURRENCY, Config
 from .control import RunControl
 from .gateway import Gateway, Transport
+from .gateway.batch import BatchOptions as BatchSettings
+from .gateway.batch import BatchTransport
 from .journal import FAILED, SKIPPED, Journal, JournalError, OutLock, Record
 from .plan import GradedRows, Job, Planner, known_rows
-from .pricing import Budget, PriceTable
+from .pricing import Budget
 from .progress import JudgeTally, Progress, Tally, format_summary
 from .redact import Secrets, redact_text
 from .rubrics import RubricSet
@@ -76,8 +78,10 @@ _WRITE_BATCH = 512
 PACE_FILE = "last-request"
 #: How a run ended: "done" (every session has its verdicts, guard skips included),
 #: "incomplete" (some could not be graded), "max_cost" (stopped before --max-cost),
-#: "interrupted" (a signal; resumable), "error" (it could not run: `message` says why).
-STATUSES = ("done", "incomplete", "max_cost", "interrupted", "error")
+#: "submitted" (requests left in batches at the server, --no-wait: the same command
+#: collects them), "interrupted" (a signal; resumable), "error" (it could not run:
+#: `message` says why).
+STATUSES = ("done", "incomplete", "max_cost", "submitted", "interrupted", "error")
 
 
 @dataclass
@@ -106,6 +110,8 @@ class RunResult:
     failed_transient: int = 0
     #: Requests earlier runs failed for good, not asked (see --retry-failed).
     failed_before: int = 0
+    #: Requests left in batches at the server (--no-wait), and those batches.
+    submitted: int = 0
     skipped: int = 0
     #: Guard skips by judge slot.
     skipped_slots: dict[str, int] = field(default_factory=dict)
@@ -177,7 +183,7 @@ class _Run:
         self.rubrics = RubricSet.load(config.request.rubrics)
         self.result = RunResult()
         self.tally = Tally()
-        self.budget = Budget(PriceTable(config.run.prices()), config.run.max_cost)
+        self.budget = Budget(config.price_table(), config.run.max_cost)
         #: The run's credentials, scrubbed from everything it writes or prints.
         self.secrets = Secrets(api_key, config.gateway.url)
         self.cpu: defaultdict[str, float] = defaultdict(float)
@@ -263,7 +269,7 @@ class _Run:
                         control=self.control,
                         secrets=self.secrets,
                         max_output_tokens=config.panel.max_output_tokens,
-                        unsettled=config.gateway.in_flight,
+                        unsettled=config.in_flight(),
                     )
                     await self._run_tasks(sources)
             finally:
@@ -294,15 +300,29 @@ class _Run:
         self._finish()
 
     def _transport(self) -> contextlib.AbstractAsyncContextManager[Transport]:
-        """The transport given, or the live gateway the config names."""
+        """The transport given, or the one the config names: the live gateway, or the
+        Batch API (with the live gateway behind it for --batch-fallback live)."""
         if self._given_transport is not None:
             return contextlib.nullcontext(self._given_transport)
+        batch = self.config.batch
+        if not batch.batch:
+            return self._live()
+        return BatchTransport(
+            self.config.gateway.url,
+            self.api_key,
+            self.out,
+            BatchSettings(batch_size=batch.batch_size, no_wait=batch.no_wait),
+            fallback=self._live() if batch.batch_fallback == "live" else None,
+            timeout_s=self.config.gateway.timeout,
+        )
+
+    def _live(self) -> Gateway:
         gateway, retry = self.config.gateway, self.config.retry
         return Gateway(
             gateway.url,
             self.api_key,
             timeout_s=gateway.timeout,
-            concurrency=gateway.in_flight,
+            concurrency=gateway.concurrency or DEFAULT_CONCURRENCY,
             slow_start=gateway.concurrency is None,
             rpm=gateway.rpm,
             tpm=gateway.tpm,
@@ -341,7 +361,9 @@ class _Run:
         return data
 
     async def _run_tasks(self, sources: list[str]) -> None:
-        workers = self.config.gateway.in_flight * WORKERS_PER_SLOT
+        in_flight = self.config.in_flight()
+        # Batches answer in minutes: a retry's backoff is no reason for extra workers.
+        workers = in_flight + 64 if self.config.batch.batch else in_flight * WORKERS_PER_SLOT
         send_jobs, receive_jobs = anyio.create_memory_object_stream[Job](workers)
         send_records, receive_records = anyio.create_memory_object_stream[_Done](workers * 4)
         try:
@@ -623,6 +645,7 @@ class _Run:
         result.judges = tally.judges
         result.verdicts, result.failed, result.skipped = tally.verdicts, tally.failed, tally.skipped
         result.retries, result.tokens = tally.retries, tally.tokens
+        result.submitted = tally.submitted
         transport = getattr(self, "transport", None)
         if transport is not None:
             result.requests_sent = transport.stats.sent
@@ -643,6 +666,8 @@ class _Run:
                 result.status = "interrupted"
             elif result.stopped == "max_cost":
                 result.status = "max_cost"
+            elif result.lacking and result.submitted and not result.sessions_failed:
+                result.status = "submitted"
             elif result.lacking:
                 result.status = "incomplete"
         if result.status != "error":

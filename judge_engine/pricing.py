@@ -50,14 +50,38 @@ PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+#: The Batch API's price as a share of the live price, unless told otherwise.
+BATCH_DISCOUNT = 0.5
+
+
 class PriceTable:
-    def __init__(self, overrides: Mapping[str, tuple[float, float]] | None = None) -> None:
+    """USD per million input and output tokens by model: the built-in table, the
+    user's overrides over it; with `batch`, batch prices (the user's batch overrides,
+    else `BATCH_DISCOUNT` of the live price)."""
+
+    def __init__(
+        self,
+        overrides: Mapping[str, tuple[float, float]] | None = None,
+        *,
+        batch: bool = False,
+        batch_overrides: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
         self._prices = dict(PRICES)
         for model, price in (overrides or {}).items():
             self._prices[normalize_model(model)] = price
+        self._batch = batch
+        self._batch_prices = {
+            normalize_model(model): price for model, price in (batch_overrides or {}).items()
+        }
 
     def price(self, model: str) -> tuple[float, float] | None:
-        return self._prices.get(normalize_model(model))
+        name = normalize_model(model)
+        if self._batch:
+            if name in self._batch_prices:
+                return self._batch_prices[name]
+            live = self._prices.get(name)
+            return (live[0] * BATCH_DISCOUNT, live[1] * BATCH_DISCOUNT) if live else None
+        return self._prices.get(name)
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         price = self.price(model)

@@ -39,6 +39,8 @@ class Tally:
     skipped: int = 0
     retries: int = 0
     tokens: int = 0
+    #: Requests left in batches at the server (--no-wait): collected by the next run.
+    submitted: int = 0
 
     def judge(self, name: str) -> JudgeTally:
         tally = self.judges.get(name)

@@ -41,7 +41,14 @@ as the long options (judge = ["gpt-4.1"], rpm = 500), grouped in tables or not, 
 run's own OUT/run.json; flags win."""
 
 #: Exit codes by how a run ended (`engine.STATUSES`).
-EXIT_CODES = {"done": 0, "incomplete": 1, "max_cost": 1, "interrupted": 130, "error": 2}
+EXIT_CODES = {
+    "done": 0,
+    "incomplete": 1,
+    "max_cost": 1,
+    "submitted": 0,
+    "interrupted": 130,
+    "error": 2,
+}
 
 
 def add(parser: argparse.ArgumentParser) -> None:
@@ -114,11 +121,23 @@ def _closing(result: RunResult, config: Config, resume: str) -> None:
             f"\nthe guard skipped slot {slot} on {count:,} sessions its own model produced; "
             "add --fallback-judge MODEL to grade them"
         )
-    if result.stopped == "signal":
+    if result.submitted:
+        print(
+            f"\n{result.submitted:,} requests wait in batches at the server (see them with "
+            f"judge-engine batches {out}); collect their answers with the same command:\n"
+            f"  {_without(resume, '--no-wait')}"
+        )
+    elif result.stopped == "signal" and config.batch.batch:
+        _stopped(
+            "stopped by a signal (the batches already submitted go on at the server)",
+            result,
+            resume,
+        )
+    elif result.stopped == "signal":
         _stopped("stopped by a signal", result, resume)
     elif result.stopped == "max_cost":
         _stopped("stopped before passing --max-cost (raise it to go on)", result, resume)
-    elif result.lacking:
+    elif result.lacking and not result.submitted:
         _lacking(result, resume)
     if result.changed and not config.run.regrade_changed:
         print(
@@ -154,6 +173,10 @@ def _lacking(result: RunResult, resume: str) -> None:
         )
     if result.not_reached:
         print(f"{result.not_reached:,} sessions were not reached; resume with:\n  {resume}")
+
+
+def _without(command: str, flag: str) -> str:
+    return " ".join(part for part in command.split(" ") if part != flag)
 
 
 def _with(command: str, flag: str) -> str:

@@ -25,7 +25,7 @@ import random
 import time
 import zlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -536,17 +536,23 @@ async def _read_capped(response: aiohttp.ClientResponse, status: int) -> bytes:
     """The body, decompressed, refused once it passes `_MAX_BODY` (with or without a
     length, chunked, or compressed: a small gzip that would inflate to gigabytes is
     refused at the cap, never held)."""
+    return b"".join([chunk async for chunk in body_chunks(response, status, _MAX_BODY)])
+
+
+async def body_chunks(
+    response: aiohttp.ClientResponse, status: int, cap: int
+) -> AsyncIterator[bytes]:
+    """The body a piece at a time, decompressed, ended with a retryable `GatewayError`
+    once it passes `cap` bytes (also when chunked or compressed)."""
 
     def too_large() -> GatewayError:
         # Asked again (within the retries): a gateway that sent garbage once may not twice.
         return GatewayError(
-            "bad_response",
-            f"reply larger than {_MAX_BODY // (1024 * 1024)} MB",
-            status=status,
+            "bad_response", f"reply larger than {cap // (1024 * 1024)} MB", status=status,
             retryable=True,
-        )
+        )  # fmt: skip
 
-    if (response.content_length or 0) > _MAX_BODY:
+    if (response.content_length or 0) > cap:
         raise too_large()
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("gzip", "x-gzip", "deflate"):
@@ -561,39 +567,36 @@ async def _read_capped(response: aiohttp.ClientResponse, status: int) -> bytes:
             status=status,
             retryable=True,
         )
-    chunks: list[bytes] = []
     size = 0
+    started = False
     async for chunk in response.content.iter_chunked(1 << 16):
-        if decoder is not None:
-            pieces: list[bytes] = []
-            # A gzip body may hold several members, one after the other.
-            while chunk:
-                try:
-                    piece = decoder.decompress(chunk, _MAX_BODY + 1 - size)
-                except zlib.error:
-                    if encoding == "deflate" and size == 0 and not chunks and not pieces:
-                        decoder = zlib.decompressobj(-15)  # raw deflate, no zlib header
-                        continue
-                    raise GatewayError(
-                        "bad_response",
-                        "reply body does not decompress",
-                        status=status,
-                        retryable=True,
-                    ) from None
-                pieces.append(piece)
-                size += len(piece)
-                if size > _MAX_BODY or decoder.unconsumed_tail:
-                    raise too_large()  # it would inflate past the cap
-                chunk = decoder.unused_data if decoder.eof else b""
-                if decoder.eof:
-                    decoder = zlib.decompressobj(47 if encoding != "deflate" else 15)
-            chunks.extend(pieces)
+        if decoder is None:
+            size += len(chunk)
+            if size > cap:
+                raise too_large()
+            yield chunk
             continue
-        size += len(chunk)
-        if size > _MAX_BODY:
-            raise too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
+        # A gzip body may hold several members, one after the other.
+        while chunk:
+            try:
+                piece = decoder.decompress(chunk, cap + 1 - size)
+            except zlib.error:
+                if encoding == "deflate" and not started:
+                    decoder = zlib.decompressobj(-15)  # raw deflate, no zlib header
+                    continue
+                raise GatewayError(
+                    "bad_response", "reply body does not decompress", status=status,
+                    retryable=True,
+                ) from None  # fmt: skip
+            started = True
+            size += len(piece)
+            if size > cap or decoder.unconsumed_tail:
+                raise too_large()  # it would inflate past the cap
+            if piece:
+                yield piece
+            chunk = decoder.unused_data if decoder.eof else b""
+            if decoder.eof:
+                decoder = zlib.decompressobj(47 if encoding != "deflate" else 15)
 
 
 def _error_message(text: str) -> str:

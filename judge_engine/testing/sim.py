@@ -30,6 +30,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from .batches import BatchService
+
 NAME = "judge-engine simulator"
 BANNER = f"{NAME} (not a real model: verdicts are read from the trace by fixed rules)"
 _RECORD = re.compile(
@@ -77,6 +79,26 @@ class SimConfig:
     #: When set, only this bearer token is accepted (401 otherwise).
     api_key: str | None = None
     seed: int = 0
+    #: The Batch API (`testing.batches`): seconds a batch takes from validation to
+    #: completion; shares of its lines answered 500 and with malformed verdicts; the
+    #: share of its lines after which it expires (None: it completes); the enqueued
+    #: token limit across unfinished batches; a Retry-After hint on polls.
+    batch_delay_s: float = 1.0
+    batch_fail_rate: float = 0.0
+    batch_malformed_rate: float = 0.0
+    batch_expire_after: float | None = None
+    batch_token_limit: int | None = None
+    batch_poll_hint_s: float | None = None
+    #: The first batch alone: fails with this error code (None: it does not), or expires
+    #: after `batch_expire_after` of its lines (the others complete).
+    batch_fail_code: str | None = None
+    batch_expire_first_only: bool = False
+    #: Holds a step of the Batch API once, for `batch_hold_s`, so a test can kill the
+    #: client at that moment: "upload" (before the file is stored), "uploaded" (stored,
+    #: before the reply), "created" (the batch made, before the reply), "content" (before
+    #: an output file is sent).
+    batch_hold: str | None = None
+    batch_hold_s: float = 30.0
 
 
 def verdict_for(record: str, model: str, disagreement: float = 0.08) -> dict[str, Any]:
@@ -132,11 +154,13 @@ class Simulator:
         self.sessions_seen: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self.url = ""
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=256 * 1024 * 1024)  # batch files too
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
         app.router.add_get("/sim/stats", self._stats)
         app.router.add_get("/health", self._health)
+        self.batches = BatchService(self)
+        self.batches.add_routes(app)
         self.app = app
 
     async def start(self, port: int = 0) -> str:
@@ -152,6 +176,7 @@ class Simulator:
         return self.url
 
     async def stop(self) -> None:
+        await self.batches.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -177,6 +202,7 @@ class Simulator:
             "verdicts_served": sum(self.served.values()),
             "verdicts_distinct": len(self.served),
             "verdicts_late": self.served_late,
+            **self.batches.stats(),
             "config": asdict(self.config) | {"api_key": bool(self.config.api_key)},
         }
 
@@ -283,6 +309,33 @@ class Simulator:
         if fault == "no_choices":
             return self._reply(200, {"id": "sim", "object": "chat.completion", "choices": []})
 
+        payload, extra_headers = self.completion(
+            model, messages, fault, request.headers.get("X-Judge-Engine-Key"),
+            request.headers.get("Authorization", ""),
+        )  # fmt: skip
+        headers = {**self._limit_headers(time.monotonic()), **extra_headers}
+        if fault == "gzip":
+            self.status[200] += 1
+            return web.Response(
+                status=200,
+                body=gzip.compress(orjson.dumps(payload)),
+                content_type="application/json",
+                headers={"Server": NAME, "Content-Encoding": "gzip", **headers},
+            )
+        return self._reply(200, payload, headers)
+
+    def completion(
+        self,
+        model: str,
+        messages: list[Any],
+        fault: str | None = None,
+        name: str | None = None,
+        authorization: str = "",
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The chat-completion body the simulator answers a request with (and extra
+        headers), after `fault` (a content fault, or None); `name` is the request's
+        journal key when the engine sent it. The live endpoint and the batches share it."""
+        config = self.config
         content_text = str(messages[-1].get("content", "")) if messages else ""
         match = _RECORD.search(content_text)
         record = match.group(2) if match else content_text
@@ -309,7 +362,7 @@ class Simulator:
                 "retry-after": "99999999",
             }
         elif fault == "echo_key":
-            echoed = request.headers.get("Authorization", "")
+            echoed = authorization
             text = orjson.dumps({**verdict, "reasoning": f"your header was {echoed}"}).decode()
         elif fault == "deep":
             text = "{" * 100_000
@@ -323,11 +376,11 @@ class Simulator:
             self.served_late += 1
         elif fault not in ("malformed", "wrong_model", "forged", "deep"):
             # The engine names each request; other clients are told apart by content.
-            name = request.headers.get("X-Judge-Engine-Key") or f"{model}\x1f{record}"
+            name = name or f"{model}\x1f{record}"
             self.served[hashlib.blake2b(name.encode(), digest_size=12).digest()] += 1
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
         payload = {
-            "id": f"chatcmpl-sim-{len(self.arrivals)}",
+            "id": f"chatcmpl-sim-{sum(self.models.values())}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": served,
@@ -345,16 +398,7 @@ class Simulator:
                 "total_tokens": prompt_tokens + 30,
             },
         }
-        headers = {**self._limit_headers(time.monotonic()), **extra_headers}
-        if fault == "gzip":
-            self.status[200] += 1
-            return web.Response(
-                status=200,
-                body=gzip.compress(orjson.dumps(payload)),
-                content_type="application/json",
-                headers={"Server": NAME, "Content-Encoding": "gzip", **headers},
-            )
-        return self._reply(200, payload, headers)
+        return payload, extra_headers
 
     def _throttle(self, wait_s: float, message: str, *, reset_only: bool = False) -> web.Response:
         self.throttled_times.append(time.monotonic())

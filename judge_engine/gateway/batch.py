@@ -1,0 +1,888 @@
+"""The Batch API as a transport: requests go out in batches, answers come back per request.
+
+In: request bodies from the asker, each named by its journal key
+(`X-Judge-Engine-Key`), exactly as the live gateway takes them. Out: for each, the
+reply its batch gave it (a `Reply`, parsed by the asker like a live one), or a
+`GatewayError` by the live rules (429 and 5xx lines, expired and cancelled lines may
+pass on another try; other 4xx lines and failed batches may not). Between, the
+documented OpenAI Batch API: `POST /files` (a JSONL file, purpose `batch`, one line
+`{"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body"}` per
+request), `POST /batches`, `GET /batches/{id}` until it ends, `GET /files/{id}/content`
+of its output and error files; `GET /files` and `GET /batches` to find what a killed
+run left; `POST /batches/{id}/cancel` (`judge-engine batches --cancel`).
+
+Exactly once: every submission is written to `OUT/batches.jsonl` (fsync'd) before it
+is acted on: first its keys and the name of its file, then the file's id once uploaded,
+then the batch's id once created. The file name and the batch's metadata carry the
+run's identity and the submission's tag, so a run killed between an upload or a create
+and its record finds them by listing, and never uploads or creates twice. A key that a
+submission carries is never put in another, unless that submission's answer for it
+was a failure another try may pass (then it goes in a later batch, or live with
+`fallback`), or the submission never reached the server.
+
+Requests wait `linger_s` for company, then go in a batch of at most `batch_size`
+requests and `MAX_FILE_BYTES`. A batch refused for the enqueued-token limit waits and
+is created again from the same file. Polls back off from `poll_min_s` to `poll_max_s`
+and honour the server's Retry-After. With `no_wait`, requests end as soon as they are
+submitted (kind "submitted"): the same command collects later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import secrets
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import anyio
+import anyio.abc
+import orjson
+
+from ..redact import redact_text
+from .client import (
+    RETRYABLE_STATUS,
+    GatewayError,
+    GatewayStats,
+    Reply,
+    _error_message,
+    _read_capped,
+    body_chunks,
+    endpoint_url,
+    safe_url,
+)
+from .hints import MAX_HINT_S, RateInfo, retry_after
+from .transport import Transport
+
+#: The endpoint every line calls, as the documentation spells it.
+ENDPOINT = "/v1/chat/completions"
+#: The documented limits of one batch: requests, and bytes of its file (the lower of
+#: the documented 100 MB and 200 MB, so every provider takes it).
+MAX_REQUESTS = 50_000
+MAX_FILE_BYTES = 100 * 1024 * 1024
+#: The run's log of submissions, in OUT.
+LOG = "batches.jsonl"
+#: Statuses a batch does not leave.
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+#: Output and error files are read a line at a time: at most this much a line (one
+#: reply), and this much in all.
+_MAX_LINE = 16 * 1024 * 1024
+_MAX_FILE = 2 * 1024 * 1024 * 1024
+#: Pages of `GET /batches` looked through for a submission a kill left unrecorded.
+_LIST_PAGES = 50
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How requests are batched and batches followed."""
+
+    batch_size: int = 2_000
+    linger_s: float = 2.0
+    #: The longest a request waits for company before its batch goes, however many
+    #: keep arriving.
+    max_linger_s: float = 30.0
+    poll_min_s: float = 1.0
+    poll_max_s: float = 10.0
+    #: Waits before creating again a batch refused for the enqueued-token limit.
+    token_wait_s: float = 30.0
+    completion_window: str = "24h"
+    no_wait: bool = False
+
+
+@dataclass
+class _Waiter:
+    """One request waiting for its batch's answer."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    reply: Reply | None = None
+    error: GatewayError | None = None
+
+    def settle(self, outcome: Reply | GatewayError) -> None:
+        if self.done.is_set():
+            return
+        if isinstance(outcome, Reply):
+            self.reply = outcome
+        else:
+            self.error = outcome
+        self.done.set()
+
+
+@dataclass
+class Submission:
+    """One batch submission: its keys, and how far it got (from the log or this run)."""
+
+    tag: str
+    keys: list[str]
+    filename: str
+    planned_at: float
+    file_id: str | None = None
+    batch_id: str | None = None
+    #: The batch's last known state, for the progress line.
+    status: str = "planned"
+    counts: dict[str, int] = field(default_factory=dict)
+    #: Answers not yet taken, by key.
+    answers: dict[str, Reply | GatewayError] = field(default_factory=dict)
+    #: Requests of this run waiting for it, by key.
+    waiters: dict[str, _Waiter] = field(default_factory=dict)
+    #: Set once its answers are in `answers` (or it is known never to come).
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    #: Set once it is found at the server (its batch id known) or known void.
+    located: anyio.Event = field(default_factory=anyio.Event)
+    #: Whether the server never got it (a kill before the upload): its keys are free.
+    void: bool = False
+    following: bool = False
+    submitted_at: float = field(default_factory=time.monotonic)
+
+
+class SubmissionLog:
+    """`OUT/batches.jsonl`: every submission's keys, file and batch, made durable before
+    they are acted on. The first line names the run (the identity the server's file
+    names and batch metadata carry)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / LOG
+        self.run_id = ""
+        self.submissions: dict[str, Submission] = {}
+        self._load()
+        self._handle = open(self.path, "ab")  # noqa: SIM115
+        if not self.run_id:
+            self.run_id = secrets.token_hex(6)
+            self._write({"event": "run", "run": self.run_id})
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break  # a torn last line: the act it announced did not follow
+                with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
+                    self._apply(orjson.loads(line))
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "run":
+            self.run_id = self.run_id or str(event["run"])
+            return
+        tag = str(event["tag"])
+        if kind == "planned":
+            self.submissions[tag] = Submission(
+                tag, [str(k) for k in event["keys"]], str(event["file"]), float(event["at"])
+            )
+            return
+        submission = self.submissions.get(tag)
+        if submission is None:
+            return
+        if kind == "uploaded":
+            submission.file_id = str(event["file_id"])
+        elif kind == "created":
+            submission.batch_id = str(event["batch_id"])
+        elif kind == "void":
+            submission.void = True
+
+    def _write(self, event: dict[str, Any]) -> None:
+        self._handle.write(orjson.dumps(event) + b"\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def plan(self, keys: list[str]) -> Submission:
+        """A new submission of these keys, recorded before anything is uploaded."""
+        tag = f"{self.run_id}-{len(self.submissions) + 1:06d}"
+        submission = Submission(tag, keys, f"judge-engine-{tag}.jsonl", time.time())
+        self._write(
+            {
+                "event": "planned",
+                "tag": tag,
+                "keys": keys,
+                "file": submission.filename,
+                "at": submission.planned_at,
+            }
+        )
+        self.submissions[tag] = submission
+        return submission
+
+    def record(self, submission: Submission, event: str, **values: str) -> None:
+        self._write({"event": event, "tag": submission.tag, **values})
+        self._apply({"event": event, "tag": submission.tag, **values})
+
+    def latest(self) -> dict[str, Submission]:
+        """Each key's latest submission that reached the server (or may have)."""
+        owner: dict[str, Submission] = {}
+        for submission in self.submissions.values():
+            if submission.void:
+                continue
+            for key in submission.keys:
+                owner[key] = submission
+        return owner
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._handle.close()
+
+
+class BatchClient:
+    """The Batch API's calls over one aiohttp session, classified as the gateway does:
+    401 (auth) and redirects stop the run; 429 and 5xx are retried here, with the
+    server's hint; other 4xx are the caller's error."""
+
+    def __init__(self, base_url: str, api_key: str | None, *, timeout_s: float = 120.0) -> None:
+        chat, self._basic_auth = endpoint_url(base_url)
+        self.base = chat.with_path(chat.path[: -len("/chat/completions")])
+        self.printable_url = safe_url(base_url)
+        self._api_key = api_key or ""
+        self._timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+        self._rng = random.Random()
+        self.calls: Counter[str] = Counter()
+
+    async def __aenter__(self) -> BatchClient:
+        headers = {"User-Agent": "judge-engine", "Accept-Encoding": "gzip, deflate"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        elif self._basic_auth is not None:
+            headers["Authorization"] = self._basic_auth
+        self._session = aiohttp.ClientSession(
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+            raise_for_status=False,
+            auto_decompress=False,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def scrub(self, text: str) -> str:
+        if self._api_key:
+            text = text.replace(self._api_key, "[REDACTED]")
+        return redact_text(text)
+
+    def _url(self, path: str) -> str:
+        return str(self.base.with_path(self.base.path.rstrip("/") + path))
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        query: Mapping[str, str] | None = None,
+        tries: int = 6,
+    ) -> tuple[Any, float | None]:
+        """One API call: its JSON answer and the server's retry hint (for polls)."""
+        assert self._session is not None, "use the client inside 'async with'"
+        name = path.split("/")[1] if "/" in path else path
+        for attempt in range(1, tries + 1):
+            self.calls[f"{method} {name}"] += 1
+            hint: float | None = None
+            try:
+                async with self._session.request(
+                    method,
+                    self._url(path),
+                    json=json,
+                    data=data() if callable(data) else data,
+                    params=query,
+                    allow_redirects=False,
+                ) as response:
+                    status = response.status
+                    raw = await _read_capped(response, status)
+                    hint = retry_after(response.headers, raw[:2000].decode("utf-8", "replace"))
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                error = GatewayError(
+                    "connection", self.scrub(f"{type(exc).__name__}: {exc}"), retryable=True
+                )
+            else:
+                if status == 200:
+                    try:
+                        return orjson.loads(raw), hint
+                    except orjson.JSONDecodeError:
+                        error = GatewayError(
+                            "bad_response",
+                            f"{method} {path}: not JSON",
+                            status=status,
+                            retryable=True,
+                        )
+                else:
+                    message = self.scrub(_error_message(raw[:2000].decode("utf-8", "replace")))
+                    if status == 401:
+                        raise GatewayError(
+                            "auth", message or "unauthorized", status=401, retryable=False
+                        )
+                    if 300 <= status < 400:
+                        raise GatewayError(
+                            "redirect",
+                            f"{method} {path} was redirected ({status}); requests "
+                            "are not sent on to another address",
+                            status=status,
+                            retryable=False,
+                        )
+                    retryable = status >= 500 or status in RETRYABLE_STATUS
+                    error = GatewayError(
+                        "server_error" if status >= 500 else "client_error",
+                        f"{method} {path}: {message or status}",
+                        status=status,
+                        retryable=retryable,
+                        retry_after_s=hint,
+                    )
+                    if not retryable:
+                        raise error
+            if attempt == tries:
+                raise error
+            wait = error.retry_after_s or min(30.0, 0.5 * 2 ** (attempt - 1))
+            await anyio.sleep(min(wait, MAX_HINT_S) * (0.5 + 0.5 * self._rng.random()))
+        raise AssertionError("unreachable")
+
+    async def upload(self, filename: str, content: bytes) -> dict[str, Any]:
+        def form() -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            data.add_field("purpose", "batch")
+            data.add_field("file", content, filename=filename, content_type="application/jsonl")
+            return data
+
+        answer, _ = await self.call("POST", "/files", data=form)
+        return _object(answer, "file")
+
+    async def listing(self, path: str, query: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
+        """The items of a list endpoint, newest first, page after page."""
+        after: str | None = None
+        for _ in range(_LIST_PAGES):
+            params = dict(query) | ({"after": after} if after else {})
+            answer, _ = await self.call("GET", path, query=params)
+            items = answer.get("data") if isinstance(answer, dict) else None
+            if not isinstance(items, list):
+                return
+            for item in items:
+                if isinstance(item, dict):
+                    yield item
+            last = items[-1].get("id") if items and isinstance(items[-1], dict) else None
+            if not answer.get("has_more") or not isinstance(last, str):
+                return
+            after = last
+
+    async def lines(self, file_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The JSON lines of a file's content, a line at a time (bounded)."""
+        assert self._session is not None
+        self.calls["GET content"] += 1
+        async with self._session.get(
+            self._url(f"/files/{file_id}/content"), allow_redirects=False
+        ) as response:
+            if response.status != 200:
+                raise GatewayError(
+                    "server_error" if response.status >= 500 else "client_error",
+                    f"GET /files/{file_id}/content answered {response.status}",
+                    status=response.status,
+                    retryable=True,
+                )
+            buffer = b""
+            async for chunk in body_chunks(response, response.status, _MAX_FILE):
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                if len(buffer) > _MAX_LINE:
+                    raise GatewayError("bad_response", "an output line over 16 MB", retryable=True)
+                for line in complete:
+                    parsed = _json_line(line)
+                    if parsed is not None:
+                        yield parsed
+            parsed = _json_line(buffer)
+            if parsed is not None:
+                yield parsed
+
+
+def _json_line(line: bytes) -> dict[str, Any] | None:
+    if not line.strip():
+        return None
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _object(answer: Any, kind: str) -> dict[str, Any]:
+    if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
+        raise GatewayError("bad_response", f"the answer is not a {kind} object", retryable=True)
+    return answer
+
+
+class BatchTransport:
+    """Requests through the Batch API (see the module docstring); a `Transport`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        out_dir: Path,
+        options: BatchOptions | None = None,
+        *,
+        fallback: Transport | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self.options = options or BatchOptions()
+        self.client = BatchClient(base_url, api_key, timeout_s=timeout_s)
+        self.printable_url = self.client.printable_url
+        self.stats = GatewayStats()
+        self._out = out_dir
+        self._fallback = fallback
+        self._log: SubmissionLog | None = None
+        self._owner: dict[str, Submission] = {}
+        self._pending: dict[str, tuple[bytes, _Waiter]] = {}
+        self._pending_bytes = 0
+        self._arrived = anyio.Event()
+        self._stopped = False
+        #: Keys whose batch answer was a failure another try may pass (`fallback`).
+        self._retried: set[str] = set()
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._rng = random.Random()
+
+    # --- the Transport protocol ------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        waiting = sum(len(s.waiters) for s in self._active())
+        return waiting + len(self._pending)
+
+    async def send(
+        self, body: bytes, estimated_tokens: int, extra_headers: Mapping[str, str] | None = None
+    ) -> Reply:
+        if self._stopped:
+            raise GatewayError("stopped", "the run is stopping", retryable=False)
+        key = (extra_headers or {}).get("X-Judge-Engine-Key")
+        if not key:
+            raise GatewayError("client_error", "a batch request needs its key", retryable=False)
+        if self._fallback is not None and key in self._retried:
+            return await self._fallback.send(body, estimated_tokens, extra_headers)
+        waiter = _Waiter()
+        submission = self._owner.get(key)
+        if submission is not None:
+            await self._recovered(submission)
+            if not submission.void:
+                return await self._await(submission, key, waiter)
+        self._pending[key] = (body, waiter)
+        self._pending_bytes += len(body)
+        self._arrived.set()
+        return await self._outcome(key, waiter)
+
+    def backoff(self, attempt: int, hint_s: float | None) -> float:
+        """A batch retry waits little: it joins a later batch anyway."""
+        return min(hint_s or 0.5, MAX_HINT_S)
+
+    def status(self) -> str:
+        active = self._active()
+        if not active:
+            return f"{len(self._pending)} waiting for a batch" if self._pending else ""
+        states = Counter(s.status for s in active)
+        done = sum(s.counts.get("completed", 0) + s.counts.get("failed", 0) for s in active)
+        total = sum(s.counts.get("total", 0) or len(s.keys) for s in active)
+        shown = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        return f"batches: {shown}; {done:,}/{total:,} answered"
+
+    def stop_sending(self) -> None:
+        """Submit nothing more; every waiting request ends ("stopped"). Batches already
+        submitted go on at the server: the same command collects them."""
+        self._stopped = True
+        stopped = GatewayError("stopped", "the run is stopping", retryable=False)
+        for _, waiter in self._pending.values():
+            waiter.settle(stopped)
+        for submission in self._active():
+            for waiter in submission.waiters.values():
+                waiter.settle(stopped)
+        self._arrived.set()
+
+    # --- its life ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> BatchTransport:
+        if self._fallback is not None:
+            await self._fallback.__aenter__()  # type: ignore[attr-defined]
+        await self.client.__aenter__()
+        self._log = SubmissionLog(self._out)
+        self._owner = self._log.latest()
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
+        self._tasks.start_soon(self._flusher)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._tasks is not None
+        self._tasks.cancel_scope.cancel()
+        with contextlib.suppress(BaseException):
+            await self._tasks.__aexit__(None, None, None)
+        if self._log is not None:
+            self._log.close()
+        await self.client.__aexit__()
+        if self._fallback is not None:
+            await self._fallback.__aexit__(kind, value, traceback)  # type: ignore[attr-defined]
+
+    def submissions(self) -> list[Submission]:
+        """This OUT's submissions, oldest first (for `judge-engine batches`)."""
+        return list(self._log.submissions.values()) if self._log else []
+
+    def _active(self) -> list[Submission]:
+        return [s for s in self._owner_submissions() if s.following and not s.ended.is_set()]
+
+    def _owner_submissions(self) -> list[Submission]:
+        return list({id(s): s for s in self._owner.values()}.values())
+
+    # --- submitting ----------------------------------------------------------------------
+
+    async def _flusher(self) -> None:
+        """Put waiting requests in batches: when a batch is full, or when no request
+        arrived for `linger_s`."""
+        options = self.options
+        limit = min(options.batch_size, MAX_REQUESTS)
+        oldest = 0.0
+        while not self._stopped:
+            if not self._pending:
+                await self._arrived.wait()
+                self._arrived = anyio.Event()
+                oldest = time.monotonic()
+                continue
+            full = len(self._pending) >= limit or self._pending_bytes >= MAX_FILE_BYTES
+            overdue = time.monotonic() - oldest >= options.max_linger_s
+            if not full and not overdue:
+                with anyio.move_on_after(options.linger_s):
+                    await self._arrived.wait()
+                    self._arrived = anyio.Event()
+                    continue  # more came: wait for company again (or a full batch)
+            batch = self._take(limit)  # requests stopped meanwhile are left out
+            oldest = time.monotonic()
+            if batch:
+                assert self._tasks is not None
+                self._tasks.start_soon(self._submit, batch)
+
+    def _take(self, limit: int) -> dict[str, tuple[bytes, _Waiter]]:
+        """Waiting requests for one batch: at most `limit`, and within the byte limit."""
+        taken: dict[str, tuple[bytes, _Waiter]] = {}
+        size = 0
+        for key in list(self._pending):
+            body, waiter = self._pending[key]
+            line = len(body) + len(key) + 80
+            if taken and (len(taken) >= limit or size + line > MAX_FILE_BYTES):
+                break
+            if waiter.done.is_set():  # the request was stopped meanwhile
+                del self._pending[key]
+                continue
+            taken[key] = self._pending.pop(key)
+            size += line
+            self._pending_bytes -= len(body)
+        return taken
+
+    async def _submit(self, batch: dict[str, tuple[bytes, _Waiter]]) -> None:
+        assert self._log is not None
+        keys = list(batch)
+        content = b"".join(
+            orjson.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT})[:-1]
+            + b', "body": '
+            + body
+            + b"}\n"
+            for key, (body, _) in batch.items()
+        )
+        submission = self._log.plan(keys)
+        submission.waiters = {key: waiter for key, (_, waiter) in batch.items()}
+        for key in keys:
+            self._owner[key] = submission
+        submission.following = True
+        self.stats.sent += len(keys)
+        try:
+            await self._upload(submission, content)
+            await self._create(submission)
+        except GatewayError as error:
+            self._end(submission, error)
+            return
+        await self._follow(submission)
+
+    async def _upload(self, submission: Submission, content: bytes) -> None:
+        assert self._log is not None
+        try:
+            answer = await self.client.upload(submission.filename, content)
+        except GatewayError as error:
+            if error.kind in ("auth", "redirect") or not error.retryable:
+                raise
+            found = await self._find_file(submission)  # it may have arrived all the same
+            if found is None:
+                raise
+            answer = found
+        self._log.record(submission, "uploaded", file_id=answer["id"])
+        submission.status = "uploaded"
+
+    async def _create(self, submission: Submission) -> None:
+        assert self._log is not None and submission.file_id is not None
+        metadata = {
+            "judge_engine_run": self._log.run_id,
+            "judge_engine_submission": submission.tag,
+        }
+        body = {
+            "input_file_id": submission.file_id,
+            "endpoint": ENDPOINT,
+            "completion_window": self.options.completion_window,
+            "metadata": metadata,
+        }
+        try:
+            answer, _ = await self.client.call("POST", "/batches", json=body, tries=1)
+            batch = _object(answer, "batch")
+        except GatewayError as error:
+            if error.kind in ("auth", "redirect") or not error.retryable:
+                raise
+            found = await self._find_batch(submission)  # created, but the answer was lost?
+            if found is None:
+                answer, _ = await self.client.call("POST", "/batches", json=body)
+                found = _object(answer, "batch")
+            batch = found
+        self._log.record(submission, "created", batch_id=batch["id"])
+        self._note(submission, batch)
+        submission.located.set()
+
+    async def _find_file(self, submission: Submission) -> dict[str, Any] | None:
+        async for item in self.client.listing("/files", {"purpose": "batch", "limit": "10000"}):
+            if item.get("filename") == submission.filename and isinstance(item.get("id"), str):
+                return item
+            created = item.get("created_at")
+            if isinstance(created, (int, float)) and created < submission.planned_at - 3600:
+                return None
+        return None
+
+    async def _find_batch(self, submission: Submission) -> dict[str, Any] | None:
+        async for item in self.client.listing("/batches", {"limit": "100"}):
+            metadata = item.get("metadata")
+            if (
+                isinstance(metadata, dict)
+                and metadata.get("judge_engine_submission") == submission.tag
+            ) or (
+                submission.file_id is not None and item.get("input_file_id") == submission.file_id
+            ):
+                return item
+            created = item.get("created_at")
+            if isinstance(created, (int, float)) and created < submission.planned_at - 3600:
+                return None
+        return None
+
+    async def _recovered(self, submission: Submission) -> None:
+        """A submission an earlier run logged: found again at the server and followed,
+        or known void (never uploaded); looked for once, whoever asks first."""
+        if submission.batch_id is not None:
+            submission.located.set()
+        if not submission.following:
+            submission.following = True
+            assert self._tasks is not None
+            self._tasks.start_soon(self._resume, submission)
+        await submission.located.wait()
+
+    async def _resume(self, submission: Submission) -> None:
+        assert self._log is not None
+        try:
+            if submission.file_id is None:
+                found = await self._find_file(submission)
+                if found is None:  # never uploaded: its keys go in new batches
+                    self._log.record(submission, "void")
+                    submission.located.set()
+                    submission.ended.set()
+                    return
+                self._log.record(submission, "uploaded", file_id=found["id"])
+            if submission.batch_id is None:
+                batch = await self._find_batch(submission)
+                if batch is None:
+                    await self._create(submission)
+                else:
+                    self._log.record(submission, "created", batch_id=batch["id"])
+                    self._note(submission, batch)
+        except GatewayError as error:
+            self._end(submission, error)
+            return
+        finally:
+            submission.located.set()
+        await self._follow(submission)
+
+    # --- following and collecting -----------------------------------------------------------
+
+    def _note(self, submission: Submission, batch: Mapping[str, Any]) -> None:
+        status = batch.get("status")
+        submission.status = status if isinstance(status, str) else submission.status
+        counts = batch.get("request_counts")
+        if isinstance(counts, dict):
+            submission.counts = {k: int(v) for k, v in counts.items() if isinstance(v, int)}
+
+    async def _follow(self, submission: Submission) -> None:
+        """Poll until the batch ends, then collect its answers; politely: the server's
+        hint, else a wait that grows from `poll_min_s` to `poll_max_s`."""
+        options = self.options
+        wait = options.poll_min_s
+        try:
+            while True:
+                if self._stopped:
+                    return
+                answer, hint = await self.client.call("GET", f"/batches/{submission.batch_id}")
+                batch = _object(answer, "batch")
+                self._note(submission, batch)
+                if submission.status in TERMINAL:
+                    if submission.status == "failed" and _token_limited(batch):
+                        await anyio.sleep(options.token_wait_s)
+                        await self._create(submission)  # the same file, a new batch
+                        wait = options.poll_min_s
+                        continue
+                    await self._collect(submission, batch)
+                    return
+                if options.no_wait:
+                    self._end(
+                        submission,
+                        GatewayError(
+                            "submitted", f"in batch {submission.batch_id}", retryable=False
+                        ),
+                    )
+                    return
+                delay = min(hint, MAX_HINT_S) if hint else wait
+                await anyio.sleep(delay)
+                wait = min(options.poll_max_s, wait * 1.5)
+        except GatewayError as error:
+            self._end(submission, error)
+
+    async def _collect(self, submission: Submission, batch: Mapping[str, Any]) -> None:
+        keys = set(submission.keys)
+        latency = (time.monotonic() - submission.submitted_at) * 1000
+        answers: dict[str, Reply | GatewayError] = {}
+        for name in ("output_file_id", "error_file_id"):
+            file_id = batch.get(name)
+            if not isinstance(file_id, str):
+                continue
+            async for line in self.client.lines(file_id):
+                key = line.get("custom_id")
+                if isinstance(key, str) and key in keys and key not in answers:
+                    answers[key] = self._answer(line, latency)
+        status = str(batch.get("status"))
+        if status == "failed":
+            reason = _errors(batch) or "the batch failed"
+            missing = GatewayError("batch_failed", self.client.scrub(reason), retryable=False)
+        else:
+            missing = GatewayError(
+                "batch_missing",
+                f"no answer in batch {submission.batch_id} ({status})",
+                retryable=True,
+            )
+        for key in keys - answers.keys():
+            answers[key] = missing
+        self.stats.ok += sum(isinstance(a, Reply) for a in answers.values())
+        submission.answers.update(answers)
+        for key, waiter in list(submission.waiters.items()):
+            self._give(submission, key, waiter)
+        submission.ended.set()
+
+    def _answer(self, line: Mapping[str, Any], latency_ms: float) -> Reply | GatewayError:
+        """One output or error line as the live gateway would have answered it."""
+        response = line.get("response")
+        error = line.get("error")
+        if isinstance(response, dict):
+            status = response.get("status_code")
+            body = response.get("body")
+            if status == 200 and isinstance(body, dict):
+                return Reply(200, body, latency_ms, RateInfo())
+            if isinstance(status, int):
+                text = orjson.dumps(body).decode() if body is not None else ""
+                message = self.client.scrub(_error_message(text[:2000])) or f"HTTP {status}"
+                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+                if status == 429:
+                    self.stats.throttled += 1
+                retryable = status >= 500 or status in RETRYABLE_STATUS
+                kind = (
+                    "rate_limited"
+                    if status == 429
+                    else ("server_error" if status >= 500 else "client_error")
+                )
+                return GatewayError(kind, message, status=status, retryable=retryable)
+        if isinstance(error, dict):
+            code = str(error.get("code") or "batch_error")[:80]
+            message = self.client.scrub(str(error.get("message") or code)[:300])
+            return GatewayError(
+                code if code.startswith("batch_") else f"batch_{code}", message, retryable=True
+            )
+        return GatewayError(
+            "bad_response", "a batch line with neither response nor error", retryable=True
+        )
+
+    def _end(self, submission: Submission, error: GatewayError) -> None:
+        """The submission will give no answer in this run (an error, no-wait)."""
+        for key in submission.keys:
+            submission.answers.setdefault(key, error)
+        for key, waiter in list(submission.waiters.items()):
+            self._give(submission, key, waiter)
+        submission.ended.set()
+
+    def _give(self, submission: Submission, key: str, waiter: _Waiter) -> None:
+        """Hand a key its answer; the key then belongs to no submission: asked again, it
+        goes in a new one."""
+        answer = submission.answers.pop(key, None)
+        if answer is None:
+            return
+        submission.waiters.pop(key, None)
+        if self._owner.get(key) is submission and not (
+            isinstance(answer, GatewayError) and answer.kind == "submitted"
+        ):
+            del self._owner[key]
+        if isinstance(answer, GatewayError) and answer.retryable:
+            self._retried.add(key)
+        waiter.settle(answer)
+
+    async def _await(self, submission: Submission, key: str, waiter: _Waiter) -> Reply:
+        if key in submission.answers:
+            self._give(submission, key, waiter)
+        else:
+            submission.waiters[key] = waiter
+            if not submission.following:
+                submission.following = True
+                assert self._tasks is not None
+                self._tasks.start_soon(self._follow, submission)
+        return await self._outcome(key, waiter)
+
+    async def _outcome(self, key: str, waiter: _Waiter) -> Reply:
+        await waiter.done.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.reply is not None
+        return waiter.reply
+
+
+def _token_limited(batch: Mapping[str, Any]) -> bool:
+    errors = batch.get("errors")
+    data = errors.get("data") if isinstance(errors, dict) else None
+    return isinstance(data, list) and any(
+        isinstance(item, dict) and item.get("code") == "token_limit_exceeded" for item in data
+    )
+
+
+def _errors(batch: Mapping[str, Any]) -> str:
+    errors = batch.get("errors")
+    data = errors.get("data") if isinstance(errors, dict) else None
+    if not isinstance(data, list):
+        return ""
+    parts = [
+        f"{item.get('code')}: {item.get('message')}"
+        + (f" (line {item['line']})" if isinstance(item.get("line"), int) else "")
+        for item in data[:3]
+        if isinstance(item, dict)
+    ]
+    return "; ".join(parts)[:500]
+
+
+__all__ = [
+    "ENDPOINT",
+    "LOG",
+    "MAX_FILE_BYTES",
+    "MAX_REQUESTS",
+    "BatchClient",
+    "BatchOptions",
+    "BatchTransport",
+    "Submission",
+    "SubmissionLog",
+]
