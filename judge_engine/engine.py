@@ -707,6 +707,7 @@ class _Run:
             tokens=r.tokens,
             cost_usd=r.cost_usd,
             order=[*self.config.panel.judge, *self.config.panel.fallback_judge],
+            batch=self.config.batch.batch,
         )
 
 

@@ -127,6 +127,7 @@ def format_summary(
     tokens: int,
     cost_usd: float | None,
     order: Sequence[str] = (),
+    batch: bool = False,
 ) -> str:
     """The closing table per judge: the panel's judges in `order` first, then others."""
     lines = ["", "judge                           verdicts  success   failed  skipped"]
@@ -143,6 +144,7 @@ def format_summary(
         for reason, count in tally.failures.most_common():
             lines.append(f"{'':<32}failed {count:,}: {reason}")
     cost = f"${cost_usd:,.4f}" if cost_usd is not None else "unknown (no price for a judge)"
+    cost += " at batch prices" if batch and cost_usd is not None else ""
     per_second = sent / wall_s if wall_s > 0 else 0.0
     lines.append(
         f"\nwall time {wall_s:,.1f} s, {sent:,} requests ({per_second:,.1f}/s), "

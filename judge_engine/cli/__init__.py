@@ -25,12 +25,25 @@ from ..prompt import BudgetError
 from ..redact import Secrets
 from ..rubrics import RubricError
 from ..sessions import SourceError
-from . import agree, demo, export, grade, journal, preview, report, rubrics, sessions, show, sim
+from . import (
+    agree,
+    batches,
+    demo,
+    export,
+    grade,
+    journal,
+    preview,
+    report,
+    rubrics,
+    sessions,
+    show,
+    sim,
+)  # fmt: skip
 from ._common import Parser, UsageError
 
 #: The commands, in the order help lists them: what a newcomer does first, first.
 COMMANDS: tuple[ModuleType, ...] = (
-    demo, sessions, preview, show, grade, export, agree, report, journal, rubrics, sim,
+    demo, sessions, preview, show, grade, batches, export, agree, report, journal, rubrics, sim,
 )  # fmt: skip
 
 DESCRIPTION = """\

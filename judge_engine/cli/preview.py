@@ -25,14 +25,15 @@ OUT/requests.jsonl (one line per request: session_id, slot, judge_model, sample,
 rubric, rubric_version, body) and adds the rows that could not become sessions to
 OUT/rejected.jsonl. Ends with the estimated input tokens and cost per judge: what the
 run would spend before any money is spent (output tokens are estimated at 200 a
-verdict, or --max-output-tokens)."""
+verdict, or --max-output-tokens); with --batch, at batch prices beside live ones."""
 
-_GROUPS = ["sources", "panel", "request", "run"]
+_GROUPS = ["sources", "panel", "request", "run", "batch"]
 
 
 def add(parser: argparse.ArgumentParser) -> None:
     add_options(parser, ["sources", "panel", "request"])
     add_options(parser, ["run"], only=("out", "limit", "price"))
+    add_options(parser, ["batch"], only=("batch", "batch_price"))
     parser.add_argument(
         "--config", metavar="FILE", help="read options from a TOML file or a run's run.json"
     )
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     options = config.sources
     planner = Planner(config.panel, config.request, RubricSet.load(config.request.rubrics))
     prices = PriceTable(config.run.prices())
+    batch_prices = config.price_table() if config.batch.batch else None
     output_estimate = config.panel.max_output_tokens or OUTPUT_ESTIMATE
     sessions = 0
     prompt_tokens: defaultdict[str, int] = defaultdict(int)
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"{n:,} requests cannot be made: {reason} (grade records them as failed)")
     print(f"{sum(log.reasons.values()):,} rejected rows (in {log.path})")
     if requests_by_judge:
-        _estimate(requests_by_judge, prompt_tokens, output_estimate, prices)
+        _estimate(requests_by_judge, prompt_tokens, output_estimate, prices, batch_prices)
     return 0
 
 
@@ -100,23 +102,32 @@ def _estimate(
     prompt_tokens: dict[str, int],
     output_estimate: int,
     prices: PriceTable,
+    batch_prices: PriceTable | None = None,
 ) -> None:
-    """The run's estimated tokens and cost, per judge and in all."""
+    """The run's estimated tokens and cost, per judge and in all (and at batch prices)."""
     print(f"\nestimate (input tokens as rendered; {output_estimate:,} output tokens a verdict):")
-    print(f"  {'judge':<28} {'requests':>9} {'input tokens':>14} {'cost (USD)':>12}")
-    total = 0.0
+    tables = [("cost (USD)", prices)]
+    if batch_prices is not None:
+        tables = [("live (USD)", prices), ("batch (USD)", batch_prices)]
+    heads = "".join(f" {title:>12}" for title, _ in tables)
+    print(f"  {'judge':<28} {'requests':>9} {'input tokens':>14}{heads}")
+    totals = [0.0] * len(tables)
     unknown: list[str] = []
     for judge, n in requests.items():
-        cost = prices.cost(judge, prompt_tokens[judge], n * output_estimate)
-        if cost is None:
+        shown = ""
+        for index, (_, table) in enumerate(tables):
+            cost = table.cost(judge, prompt_tokens[judge], n * output_estimate)
+            if cost is None:
+                shown += f" {'no price':>12}"
+            else:
+                totals[index] += cost
+                shown += f" {cost:>12,.2f}"
+        if "no price" in shown:
             unknown.append(judge)
-            shown = "no price"
-        else:
-            total += cost
-            shown = f"{cost:,.2f}"
-        print(f"  {judge:<28} {n:>9,} {prompt_tokens[judge]:>14,} {shown:>12}")
+        print(f"  {judge:<28} {n:>9,} {prompt_tokens[judge]:>14,}{shown}")
     all_tokens = sum(prompt_tokens.values())
-    print(f"  {'all':<28} {sum(requests.values()):>9,} {all_tokens:>14,} {total:>12,.2f}")
+    shown = "".join(f" {total:>12,.2f}" for total in totals)
+    print(f"  {'all':<28} {sum(requests.values()):>9,} {all_tokens:>14,}{shown}")
     if unknown:
         print(
             f"  no price known for {', '.join(unknown)}: add --price MODEL=IN,OUT (USD per "

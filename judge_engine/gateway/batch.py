@@ -75,6 +75,11 @@ TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 #: reply), and this much in all.
 _MAX_LINE = 16 * 1024 * 1024
 _MAX_FILE = 2 * 1024 * 1024 * 1024
+#: Statuses of a batch holding enqueued tokens.
+_ENQUEUED = frozenset({"validating", "in_progress", "finalizing"})
+#: Refusals for the enqueued-token limit, with no other batch of the run in the way,
+#: after which a batch is taken never to fit.
+TOKEN_TRIES = 5
 #: Pages of `GET /batches` looked through for a submission a kill left unrecorded.
 _LIST_PAGES = 50
 
@@ -90,7 +95,8 @@ class BatchOptions:
     max_linger_s: float = 30.0
     poll_min_s: float = 1.0
     poll_max_s: float = 10.0
-    #: Waits before creating again a batch refused for the enqueued-token limit.
+    #: The longest wait before creating again a batch refused for the enqueued-token
+    #: limit (it goes again as soon as another batch of the run ends).
     token_wait_s: float = 30.0
     completion_window: str = "24h"
     no_wait: bool = False
@@ -100,6 +106,7 @@ class BatchOptions:
 class _Waiter:
     """One request waiting for its batch's answer."""
 
+    body: bytes = b""
     done: anyio.Event = field(default_factory=anyio.Event)
     reply: Reply | None = None
     error: GatewayError | None = None
@@ -137,6 +144,12 @@ class Submission:
     located: anyio.Event = field(default_factory=anyio.Event)
     #: Whether the server never got it (a kill before the upload): its keys are free.
     void: bool = False
+    #: Whether an earlier run made it: its failures were that run's to give (asked
+    #: again now, the key goes in a new batch).
+    recovered: bool = False
+    #: Whether its keys stay its own after its answers were given: it is still at the
+    #: server (--no-wait, or polls that failed), so asking again means following it.
+    kept: bool = False
     following: bool = False
     submitted_at: float = field(default_factory=time.monotonic)
 
@@ -146,13 +159,13 @@ class SubmissionLog:
     they are acted on. The first line names the run (the identity the server's file
     names and batch metadata carry)."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, *, read_only: bool = False) -> None:
         self.path = out_dir / LOG
         self.run_id = ""
         self.submissions: dict[str, Submission] = {}
         self._load()
-        self._handle = open(self.path, "ab")  # noqa: SIM115
-        if not self.run_id:
+        self._handle = None if read_only else open(self.path, "ab")  # noqa: SIM115
+        if not self.run_id and not read_only:
             self.run_id = secrets.token_hex(6)
             self._write({"event": "run", "run": self.run_id})
 
@@ -174,7 +187,11 @@ class SubmissionLog:
         tag = str(event["tag"])
         if kind == "planned":
             self.submissions[tag] = Submission(
-                tag, [str(k) for k in event["keys"]], str(event["file"]), float(event["at"])
+                tag,
+                [str(k) for k in event["keys"]],
+                str(event["file"]),
+                float(event["at"]),
+                recovered=True,
             )
             return
         submission = self.submissions.get(tag)
@@ -188,6 +205,7 @@ class SubmissionLog:
             submission.void = True
 
     def _write(self, event: dict[str, Any]) -> None:
+        assert self._handle is not None, "a read-only log"
         self._handle.write(orjson.dumps(event) + b"\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
@@ -223,8 +241,85 @@ class SubmissionLog:
         return owner
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._handle.close()
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """One submission of a results folder, as the server sees it now."""
+
+    tag: str
+    requests: int
+    batch_id: str | None
+    #: The server's status; "not submitted" (never uploaded, or uploaded and never
+    #: made a batch) or "unknown" (the server could not say: `problem`).
+    status: str
+    counts: Mapping[str, int]
+    problem: str = ""
+    #: Whether `--cancel` asked the server to cancel it now.
+    cancelled: bool = False
+
+
+async def batch_states(
+    out_dir: Path,
+    base_url: str,
+    api_key: str | None,
+    *,
+    cancel: bool = False,
+    timeout_s: float = 60.0,
+) -> list[BatchState]:
+    """The submissions `OUT/batches.jsonl` records, each with the server's state of
+    its batch (latest first); with `cancel`, the batches still running are cancelled.
+    Raises `GatewayError` for a key the server refuses or a server that redirects."""
+    log = SubmissionLog(out_dir, read_only=True)
+    states: list[BatchState] = []
+    async with BatchClient(base_url, api_key, timeout_s=timeout_s) as client:
+        for submission in reversed(list(log.submissions.values())):
+            if submission.batch_id is None:
+                status = (
+                    "void"
+                    if submission.void
+                    else ("uploaded" if submission.file_id else "not submitted")
+                )
+                states.append(BatchState(submission.tag, len(submission.keys), None, status, {}))
+                continue
+            path = f"/batches/{submission.batch_id}"
+            try:
+                batch = _object((await client.call("GET", path))[0], "batch")
+                cancelled = False
+                if cancel and batch.get("status") not in TERMINAL | {"cancelling"}:
+                    batch = _object((await client.call("POST", f"{path}/cancel"))[0], "batch")
+                    cancelled = True
+            except GatewayError as error:
+                if error.kind in ("auth", "redirect"):
+                    raise
+                states.append(
+                    BatchState(
+                        submission.tag,
+                        len(submission.keys),
+                        submission.batch_id,
+                        "unknown",
+                        {},
+                        problem=client.scrub(str(error)),
+                    )
+                )
+                continue
+            counts = batch.get("request_counts")
+            states.append(
+                BatchState(
+                    submission.tag,
+                    len(submission.keys),
+                    submission.batch_id,
+                    str(batch.get("status", "unknown"))[:40],
+                    {k: v for k, v in counts.items() if isinstance(v, int)}
+                    if isinstance(counts, dict)
+                    else {},
+                    cancelled=cancelled,
+                )
+            )
+    return states
 
 
 class BatchClient:
@@ -443,6 +538,9 @@ class BatchTransport:
         self._retried: set[str] = set()
         self._tasks: anyio.abc.TaskGroup | None = None
         self._rng = random.Random()
+        #: Set (and renewed) whenever a submission of this run ends: its enqueued
+        #: tokens are free again.
+        self._freed = anyio.Event()
 
     # --- the Transport protocol ------------------------------------------------------
 
@@ -461,16 +559,20 @@ class BatchTransport:
             raise GatewayError("client_error", "a batch request needs its key", retryable=False)
         if self._fallback is not None and key in self._retried:
             return await self._fallback.send(body, estimated_tokens, extra_headers)
-        waiter = _Waiter()
+        waiter = _Waiter(body)
         submission = self._owner.get(key)
         if submission is not None:
             await self._recovered(submission)
             if not submission.void:
                 return await self._await(submission, key, waiter)
-        self._pending[key] = (body, waiter)
-        self._pending_bytes += len(body)
-        self._arrived.set()
+        self._queue(key, waiter)
         return await self._outcome(key, waiter)
+
+    def _queue(self, key: str, waiter: _Waiter) -> None:
+        """The request waits for the next batch."""
+        self._pending[key] = (waiter.body, waiter)
+        self._pending_bytes += len(waiter.body)
+        self._arrived.set()
 
     def backoff(self, attempt: int, hint_s: float | None) -> float:
         """A batch retry waits little: it joins a later batch anyway."""
@@ -597,8 +699,10 @@ class BatchTransport:
             self._owner[key] = submission
         submission.following = True
         self.stats.sent += len(keys)
+        del batch  # the bodies are in `content` alone, and that goes once uploaded
         try:
             await self._upload(submission, content)
+            del content
             await self._create(submission)
         except GatewayError as error:
             self._end(submission, error)
@@ -677,6 +781,10 @@ class BatchTransport:
             submission.located.set()
         if not submission.following:
             submission.following = True
+            if submission.kept:  # lost from sight earlier in this run: look again
+                submission.kept = False
+                submission.answers.clear()
+                submission.ended = anyio.Event()
             assert self._tasks is not None
             self._tasks.start_soon(self._resume, submission)
         await submission.located.wait()
@@ -720,6 +828,7 @@ class BatchTransport:
         hint, else a wait that grows from `poll_min_s` to `poll_max_s`."""
         options = self.options
         wait = options.poll_min_s
+        refused = 0
         try:
             while True:
                 if self._stopped:
@@ -729,25 +838,54 @@ class BatchTransport:
                 self._note(submission, batch)
                 if submission.status in TERMINAL:
                     if submission.status == "failed" and _token_limited(batch):
-                        await anyio.sleep(options.token_wait_s)
+                        refused += 1
+                        if not await self._token_wait(submission, refused):
+                            raise GatewayError(
+                                "batch_failed",
+                                f"batch {submission.batch_id} alone passes the provider's "
+                                "enqueued-token limit; lower --batch-size",
+                                retryable=False,
+                            )
                         await self._create(submission)  # the same file, a new batch
                         wait = options.poll_min_s
                         continue
                     await self._collect(submission, batch)
                     return
                 if options.no_wait:
-                    self._end(
-                        submission,
-                        GatewayError(
-                            "submitted", f"in batch {submission.batch_id}", retryable=False
-                        ),
-                    )
+                    submitted = f"in batch {submission.batch_id}"
+                    self._end(submission, GatewayError("submitted", submitted, retryable=False))
                     return
                 delay = min(hint, MAX_HINT_S) if hint else wait
                 await anyio.sleep(delay)
                 wait = min(options.poll_max_s, wait * 1.5)
         except GatewayError as error:
+            if error.kind != "batch_failed" and submission.batch_id is not None:
+                # Out of touch with a batch that goes on at the server: its keys stay
+                # its own, and asking one again follows it again.
+                submission.kept = True
+                submission.following = False
+                error = GatewayError(
+                    error.kind,
+                    f"batch {submission.batch_id} could not be followed: {error}",
+                    status=error.status,
+                    retryable=True,
+                )
             self._end(submission, error)
+
+    async def _token_wait(self, submission: Submission, refused: int) -> bool:
+        """After a batch was refused for the enqueued-token limit: wait until another of
+        this run's batches ends (freeing its tokens), or `token_wait_s` (batches of
+        others may be holding them). False when none of this run's batches is in the
+        way and it was refused `TOKEN_TRIES` times: it will never fit alone."""
+        options = self.options
+        if not any(s.status in _ENQUEUED for s in self._active() if s is not submission):
+            if refused >= TOKEN_TRIES:
+                return False
+            await anyio.sleep(min(options.token_wait_s, options.poll_min_s * 2**refused))
+            return True
+        with anyio.move_on_after(options.token_wait_s):
+            await self._freed.wait()
+        return True
 
     async def _collect(self, submission: Submission, batch: Mapping[str, Any]) -> None:
         keys = set(submission.keys)
@@ -777,7 +915,7 @@ class BatchTransport:
         submission.answers.update(answers)
         for key, waiter in list(submission.waiters.items()):
             self._give(submission, key, waiter)
-        submission.ended.set()
+        self._ended(submission)
 
     def _answer(self, line: Mapping[str, Any], latency_ms: float) -> Reply | GatewayError:
         """One output or error line as the live gateway would have answered it."""
@@ -817,7 +955,12 @@ class BatchTransport:
             submission.answers.setdefault(key, error)
         for key, waiter in list(submission.waiters.items()):
             self._give(submission, key, waiter)
+        self._ended(submission)
+
+    def _ended(self, submission: Submission) -> None:
         submission.ended.set()
+        self._freed.set()
+        self._freed = anyio.Event()
 
     def _give(self, submission: Submission, key: str, waiter: _Waiter) -> None:
         """Hand a key its answer; the key then belongs to no submission: asked again, it
@@ -826,11 +969,14 @@ class BatchTransport:
         if answer is None:
             return
         submission.waiters.pop(key, None)
-        if self._owner.get(key) is submission and not (
-            isinstance(answer, GatewayError) and answer.kind == "submitted"
-        ):
+        error = answer if isinstance(answer, GatewayError) else None
+        kept = submission.kept or (error is not None and error.kind in ("submitted", "stopped"))
+        if self._owner.get(key) is submission and not kept:
             del self._owner[key]
-        if isinstance(answer, GatewayError) and answer.retryable:
+        if error is not None and submission.recovered and not kept and not self._stopped:
+            self._queue(key, waiter)  # an earlier run's failure, asked again: try anew
+            return
+        if error is not None and error.retryable and not kept:
             self._retried.add(key)
         waiter.settle(answer)
 
@@ -882,7 +1028,9 @@ __all__ = [
     "MAX_REQUESTS",
     "BatchClient",
     "BatchOptions",
+    "BatchState",
     "BatchTransport",
     "Submission",
     "SubmissionLog",
+    "batch_states",
 ]

@@ -112,6 +112,8 @@ class BatchService:
         self.batches: dict[str, _Batch] = {}
         #: Custom ids of every batch that passed validation: a second is a resubmission.
         self.submitted: Counter[str] = Counter()
+        #: Custom ids answered with a well-formed verdict: a second was paid twice.
+        self.answered: Counter[str] = Counter()
         #: Calls per route, for tests of polite polling.
         self.calls: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -144,6 +146,7 @@ class BatchService:
             "batch_files": len(self.files),
             "submitted_requests": sum(self.submitted.values()),
             "submitted_twice": sum(1 for n in self.submitted.values() if n > 1),
+            "answered_twice": sum(1 for n in self.answered.values() if n > 1),
             "calls": dict(self.calls),
         }
 
@@ -371,6 +374,8 @@ class BatchService:
         fault = "malformed" if rng.random() < config.batch_malformed_rate else None
         self.sim.models[model] += 1
         payload, _ = self.sim.completion(model, messages, fault, custom_id)
+        if fault is None:
+            self.answered[custom_id] += 1
         response = {"status_code": 200, "request_id": _new_id("req"), "body": payload}
         return orjson.dumps(
             {
