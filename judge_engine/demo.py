@@ -2,7 +2,9 @@
 
 In: nothing but the package (its samples). Out: a graded `OUT/` (default out/demo)
 and, on stdout, what happened: the summary per judge, where the score columns are,
-and a second run that finds everything done and sends no request.
+and a second run that finds everything done and sends no request. With `batch`, the
+same through the simulator's Batch API: submitted with --no-wait, listed, then
+collected by the same command, at batch prices.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ FALLBACKS = ("gemini-2.5-pro",)
 _DEMO_KEY = "sim-demo-key"
 
 
-async def run_demo(out: Path, *, quiet: bool = False) -> int:
-    simulator = Simulator(SimConfig(latency_ms=150, rpm=1200, api_key=_DEMO_KEY))
+async def run_demo(out: Path, *, quiet: bool = False, batch: bool = False) -> int:
+    simulator = Simulator(SimConfig(latency_ms=150, rpm=1200, api_key=_DEMO_KEY, batch_delay_s=4.0))
     url = await simulator.start()
     print(f"{BANNER}\nlistening on {url}\n")
     print(
@@ -40,6 +42,8 @@ async def run_demo(out: Path, *, quiet: bool = False) -> int:
             fresh=True,
             quiet=quiet,
         )
+        if batch:
+            return await _batch_demo(config, simulator, out)
         first, summary = await grade(config, _DEMO_KEY)
         print(summary)
         if first.status == "error":
@@ -71,3 +75,30 @@ def _where(result: RunResult, out: Path) -> None:
         f"journal: {out / 'journal.jsonl'}\n"
         f"next: judge-engine export {out} --to parquet   (one row per session)"
     )
+
+
+async def _batch_demo(config: Config, simulator: Simulator, out: Path) -> int:
+    """Submit as batches and exit, list them, collect them with the same command."""
+    from .gateway.batch import batch_states  # imported here: the live demo needs none
+
+    config = config.replace(batch=True, batch_size=20, no_wait=True, concurrency=None)
+    print("judge-engine grade ... --batch --no-wait: submit the requests as batches, exit")
+    first, _ = await grade(config, _DEMO_KEY)
+    if first.status == "error":
+        print(f"error: {first.message}")
+        return 2
+    print(f"{first.submitted} requests wait in batches at the server\n")
+    print(f"judge-engine batches {out}:")
+    for state in await batch_states(out, simulator.url, _DEMO_KEY):
+        print(f"  {state.batch_id}  {state.status:<12} {state.requests} requests")
+    print("\nThe same command without --no-wait: it polls until the batches end, collects")
+    second, summary = await grade(config.replace(no_wait=False, fresh=False), _DEMO_KEY)
+    print(summary)
+    _where(second, out)
+    stats = simulator.stats()
+    print(
+        f"\nthe simulator made {sum(stats['batches'].values())} batches of "
+        f"{stats['submitted_requests']} requests ({stats['submitted_twice']} submitted twice) "
+        f"and answered {stats['requests']} live requests"
+    )
+    return 0 if second.status == "done" else 1

@@ -408,6 +408,11 @@ class OutLock:
         self.release()
 
 
+#: The Batch API transport's log of submissions (`gateway.batch.LOG`): it goes aside
+#: with the journal whose requests it carried.
+SUBMISSIONS = "batches.jsonl"
+
+
 def _aside(path: Path) -> Path:
     """A dated name beside `path` that no file has: journal-20261121-093000.jsonl."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime())
@@ -449,6 +454,9 @@ class Journal:
             if fresh and self.path.exists() and self.path.stat().st_size:
                 self.moved_aside = _aside(self.path)
                 os.replace(self.path, self.moved_aside)
+            submissions = out_dir / SUBMISSIONS
+            if fresh and submissions.exists():  # its batches belonged to that journal
+                os.replace(submissions, _aside(submissions))
             self._truncate_torn_tail()
             #: The journal's size when this run began (0: a new journal).
             self.size_at_start = self.path.stat().st_size if self.path.exists() else 0

@@ -303,3 +303,50 @@ async def test_preview_shows_batch_prices_beside_live_ones(tmp_path: Path) -> No
     row = next(line for line in text.splitlines() if line.strip().startswith("gpt-4.1"))
     live, batch = (float(x) for x in row.split()[-2:])
     assert batch == pytest.approx(live / 2, abs=0.011)
+
+
+def test_the_demo_shows_batch_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from judge_engine.cli import main
+
+    assert main(["demo", "--batch", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "requests wait in batches at the server" in said
+    assert "at batch prices" in said and "(0 submitted twice)" in said
+    assert "answered 0 live requests" in said
+    assert len(read_jsonl(tmp_path / "demo" / "scores.jsonl")) == 50
+
+
+async def test_batches_unknown_to_the_gateway_fail_clearly_and_fresh_sets_them_aside(
+    tmp_path: Path,
+) -> None:
+    from judge_engine.gateway.batch import LOG
+    from judge_engine.journal import SUBMISSIONS
+
+    assert LOG == SUBMISSIONS
+    source = _source(tmp_path, 4)
+    out = tmp_path / "out"
+    async with Simulator(SimConfig(batch_delay_s=30.0)) as sim:
+        submitted, _ = await grade(_config(source, sim.url, out, no_wait=True), KEY)
+    assert submitted.status == "submitted" and submitted.submitted == 8
+    async with Simulator(SimConfig(batch_delay_s=0.1)) as other:  # another gateway
+        lost, _ = await grade(_config(source, other.url, out), KEY)
+        assert lost.status == "incomplete" and lost.failed == 8 and lost.failed_transient == 0
+        errors = {str(r["error"]) for r in read_jsonl(out / "journal.jsonl") if r.get("error")}
+        assert all("unknown to" in e and "--retry-failed" in e for e in errors), errors
+        again, _ = await grade(_config(source, other.url, out, retry_failed=True), KEY)
+        assert again.status == "done" and other.stats()["submitted_requests"] == 8
+        fresh, _ = await grade(_config(source, other.url, out, fresh=True), KEY)
+        assert fresh.status == "done" and other.stats()["submitted_requests"] == 16
+    assert len(list(out.glob("batches-*.jsonl"))) == 1
+
+
+async def test_max_cost_holds_in_batch_mode_at_batch_prices(tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    async with Simulator(SimConfig(batch_delay_s=0.1)) as sim:
+        full, _ = await grade(_config(source, sim.url, tmp_path / "full"), KEY)
+        assert full.cost_usd
+        cap = full.cost_usd / 3
+        capped, _ = await grade(_config(source, sim.url, tmp_path / "capped", max_cost=cap), KEY)
+    assert capped.status == "max_cost"
+    assert capped.cost_usd is not None and 0 < capped.cost_usd <= cap
+    assert 0 < len(_verdicts(tmp_path / "capped")) < 24

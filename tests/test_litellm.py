@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -71,51 +72,50 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("litellm")
-    (folder / "config.yaml").write_text(CONFIG)
+def _start(folder: Path, config: str) -> tuple[subprocess.Popen[bytes], str]:
+    """LiteLLM's proxy on a free loopback port with `config`, once it answers."""
+    (folder / "config.yaml").write_text(config)
     port = _free_port()
-    log = open(folder / "proxy.log", "wb")  # noqa: SIM115
+    log = open(folder / "proxy.log", "wb")  # noqa: SIM115 - the process writes it
     assert LITELLM is not None
     process = subprocess.Popen(
-        [
-            LITELLM,
-            "--config",
-            str(folder / "config.yaml"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        [LITELLM, "--config", str(folder / "config.yaml"), "--host", "127.0.0.1", "--port",
+         str(port)],
         cwd=folder,
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
-    )
+    )  # fmt: skip
+    log.close()
     deadline = time.monotonic() + 90
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/health/liveliness", timeout=2
-                ):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "LiteLLM's proxy did not start:\n"
-                        + (folder / "proxy.log").read_text()[-3000:]
-                    ) from None
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
+    while True:
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/liveliness", timeout=2):
+                return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                _stop(process)
+                raise RuntimeError(
+                    "LiteLLM's proxy did not start:\n" + (folder / "proxy.log").read_text()[-3000:]
+                ) from None
+            time.sleep(0.5)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = _start(tmp_path_factory.mktemp("litellm"), CONFIG)
+    try:
+        yield url
+    finally:
+        _stop(process)
 
 
 def _config(tmp_path: Path, url: str, **changes: object) -> Config:
@@ -171,3 +171,75 @@ async def test_a_wrong_key_stops_the_run_and_never_leaks(proxy: str, tmp_path: P
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file():
             assert wrong.encode() not in path.read_bytes()
+
+
+#: The Batch API through LiteLLM's proxy: its files and batches routes (`files_settings`)
+#: in front of the simulator's, as it fronts OpenAI's.
+BATCH_CONFIG = """
+model_list:
+  - model_name: gpt-4.1
+    litellm_params:
+      model: openai/gpt-4.1
+      api_key: {upstream}
+      api_base: http://127.0.0.1:{port}/v1
+files_settings:
+  - custom_llm_provider: openai
+    api_key: {upstream}
+    api_base: http://127.0.0.1:{port}/v1
+general_settings:
+  master_key: {master}
+"""
+UPSTREAM_KEY = "sk-upstream-" + "u" * 24
+
+
+@pytest.fixture(scope="module")
+def batch_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """LiteLLM's proxy, and the port its upstream (a simulator the test starts) takes."""
+    port = _free_port()
+    config = BATCH_CONFIG.format(upstream=UPSTREAM_KEY, port=port, master=MASTER_KEY)
+    process, url = _start(tmp_path_factory.mktemp("litellm-batch"), config)
+    try:
+        yield url + "/v1", port
+    finally:
+        _stop(process)
+
+
+async def test_a_batch_run_through_litellm_gives_the_live_verdicts_and_resumes_a_kill(
+    batch_proxy: tuple[str, int], tmp_path: Path
+) -> None:
+    import anyio
+
+    from judge_engine.testing.sim import SimConfig, Simulator
+
+    url, port = batch_proxy
+    simulator = Simulator(SimConfig(batch_delay_s=0.5, api_key=UPSTREAM_KEY, batch_hold="created"))
+    await simulator.start(port)
+    try:
+        base = _config(tmp_path, url, judge=("gpt-4.1",), limit=8)
+        live, _ = await grade(base.replace(out=tmp_path / "live"), MASTER_KEY)
+        out = tmp_path / "batch"
+        command = [
+            sys.executable, "-m", "judge_engine", "grade", str(SAMPLES), "--judge", "gpt-4.1",
+            "--base-url", url, "--out", str(out), "--batch", "--limit", "8", "--quiet",
+        ]  # fmt: skip
+        env = {**os.environ, "OPENAI_API_KEY": MASTER_KEY}
+        process = await anyio.open_process(command, env=env)
+        with anyio.fail_after(60):
+            await simulator.batches.holding.wait()  # the batch is made, its reply held
+        process.kill()
+        await process.wait()
+        resumed = await anyio.run_process(command, env=env, check=False)
+        stats = simulator.stats()
+    finally:
+        await simulator.stop()
+    assert live.status == "done"
+    assert resumed.returncode == 0, resumed.stdout.decode() + resumed.stderr.decode()
+    assert stats["submitted_twice"] == 0 and stats["batches"] == {"completed": 1}
+    verdicts = {
+        name: {
+            r["session_id"]: r["scores"]["task_success"]
+            for r in read_jsonl(folder / "scores.jsonl")
+        }
+        for name, folder in (("live", tmp_path / "live"), ("batch", out))
+    }
+    assert verdicts["live"] == verdicts["batch"] and len(verdicts["batch"]) == 8

@@ -201,7 +201,7 @@ class SubmissionLog:
             submission.file_id = str(event["file_id"])
         elif kind == "created":
             submission.batch_id = str(event["batch_id"])
-        elif kind == "void":
+        elif kind in ("void", "lost"):  # never reached the server, or it knows it not
             submission.void = True
 
     def _write(self, event: dict[str, Any]) -> None:
@@ -859,7 +859,17 @@ class BatchTransport:
                 await anyio.sleep(delay)
                 wait = min(options.poll_max_s, wait * 1.5)
         except GatewayError as error:
-            if error.kind != "batch_failed" and submission.batch_id is not None:
+            if error.status == 404:  # another gateway or account: not ours to follow
+                assert self._log is not None
+                self._log.record(submission, "lost")  # later runs submit its keys anew
+                error = GatewayError(
+                    "batch_unknown",
+                    f"batch {submission.batch_id} is unknown to {self.printable_url} "
+                    "(another gateway or account?); --retry-failed submits its requests anew",
+                    status=404,
+                    retryable=False,
+                )
+            elif error.kind != "batch_failed" and submission.batch_id is not None:
                 # Out of touch with a batch that goes on at the server: its keys stay
                 # its own, and asking one again follows it again.
                 submission.kept = True
@@ -973,7 +983,8 @@ class BatchTransport:
         kept = submission.kept or (error is not None and error.kind in ("submitted", "stopped"))
         if self._owner.get(key) is submission and not kept:
             del self._owner[key]
-        if error is not None and submission.recovered and not kept and not self._stopped:
+        anew = error is not None and error.kind != "batch_unknown" and not kept
+        if anew and submission.recovered and not self._stopped:
             self._queue(key, waiter)  # an earlier run's failure, asked again: try anew
             return
         if error is not None and error.retryable and not kept:
