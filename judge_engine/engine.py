@@ -35,6 +35,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from . import transcripts
 from .asking import Asker, FatalError
 from .config import DEFAULT_CONCURRENCY, Config
 from .control import RunControl
@@ -45,6 +46,7 @@ from .journal import FAILED, SKIPPED, Journal, JournalError, OutLock, Record
 from .plan import GradedRows, Job, Planner, known_rows
 from .pricing import Budget
 from .progress import JudgeTally, Progress, Tally, format_summary
+from .prompt import JudgeRequest
 from .redact import Secrets, redact_text
 from .rubrics import RubricSet
 from .sessions import (
@@ -66,6 +68,7 @@ from .sinks import (
     score_row,
     scores_current,
 )
+from .transcripts import TranscriptLog
 
 #: Workers per request the transport may have in flight: a worker waiting out a
 #: retry's backoff holds no slot, and another worker's request takes it.
@@ -162,6 +165,8 @@ class _Done:
 
     job: Job
     record: Record
+    #: The session's rendered user message (`transcripts`), with its first record.
+    transcript: bytes | None = None
     durable: anyio.Event = field(default_factory=anyio.Event)
 
 
@@ -250,6 +255,7 @@ class _Run:
             # A new journal: the rows streamed now are all the score columns there are.
             self.started_empty = self.journal.size_at_start == 0
             self.scores = JsonlWriter(self.out / SCORES, append=not self.started_empty)
+            self.transcripts = TranscriptLog(self.out)
             try:
                 async with self._transport() as transport:
                     self.transport = transport
@@ -279,6 +285,7 @@ class _Run:
                     self.scores.sync()
                     self.scores_synced = True
                 self.scores.close()
+                self.transcripts.close()
         except (FatalError, JournalError, SourceError) as exc:
             self.result.status = "error"
             self.result.message = self.secrets.scrub(str(exc))
@@ -512,6 +519,8 @@ class _Run:
         worker takes another session: a kill loses at most the requests in flight."""
         cpu = time.thread_time()
         rendered = self.planner.render(job)
+        if rendered.asks:
+            job.transcript = self._transcript(job, rendered.asks[0].request)
         self.cpu["render"] += time.thread_time() - cpu
         for record in rendered.records:
             await self._record(records, job, record)
@@ -537,9 +546,23 @@ class _Run:
         self, records: MemoryObjectSendStream[_Done], job: Job, record: Record
     ) -> None:
         """Hand a finished record to the writer and wait until it is durable."""
-        done = _Done(job, self._scrubbed(record))
+        done = _Done(job, self._scrubbed(record), job.transcript)
+        job.transcript = None
         await _send(records, done)
         await done.durable.wait()
+
+    def _transcript(self, job: Job, request: JudgeRequest) -> bytes:
+        """The line keeping what the judges read of this session (its credentials out)."""
+        messages = request.body.get("messages") or [{}]
+        text = str(messages[-1].get("content", ""))
+        source = job.session.source
+        return transcripts.encode(
+            job.session.session_id,
+            self.secrets.scrub(source.source),
+            source.row,
+            source.format,
+            self.secrets.scrub(text),
+        )
 
     def _scrubbed(self, record: Record) -> Record:
         """The record without the run's credentials, whatever a gateway echoed."""
@@ -570,8 +593,9 @@ class _Run:
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
                 records = [done.record for done in batch]
+                kept = [done.transcript for done in batch if done.transcript is not None]
                 # fsync off the event loop; only after it do the records count.
-                await anyio.to_thread.run_sync(self._append, records)
+                await anyio.to_thread.run_sync(self._append, records, kept)
                 cpu = time.thread_time()
                 finished = 0
                 for done in batch:
@@ -602,10 +626,11 @@ class _Run:
                 self.cpu["journal"] += time.thread_time() - cpu
                 self.progress.advance(finished, self._status())
 
-    def _append(self, records: list[Record]) -> None:
-        """In a worker thread: make a batch durable."""
+    def _append(self, records: list[Record], kept: list[bytes]) -> None:
+        """In a worker thread: make a batch durable (what the judges read first)."""
         cpu = time.thread_time()
         try:
+            self.transcripts.append(kept)
             self.journal.append(records)
         finally:
             self.cpu["journal"] += time.thread_time() - cpu

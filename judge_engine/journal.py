@@ -411,6 +411,8 @@ class OutLock:
 #: The Batch API transport's log of submissions (`gateway.batch.LOG`): it goes aside
 #: with the journal whose requests it carried.
 SUBMISSIONS = "batches.jsonl"
+#: What the judges read (`transcripts.FILE`), kept beside the journal.
+TRANSCRIPTS = "transcripts.jsonl"
 
 
 def _aside(path: Path) -> Path:
@@ -454,9 +456,10 @@ class Journal:
             if fresh and self.path.exists() and self.path.stat().st_size:
                 self.moved_aside = _aside(self.path)
                 os.replace(self.path, self.moved_aside)
-            submissions = out_dir / SUBMISSIONS
-            if fresh and submissions.exists():  # its batches belonged to that journal
-                os.replace(submissions, _aside(submissions))
+            for companion in (SUBMISSIONS, TRANSCRIPTS):  # they belonged to that journal
+                path = out_dir / companion
+                if fresh and path.exists():
+                    os.replace(path, _aside(path))
             self._truncate_torn_tail()
             #: The journal's size when this run began (0: a new journal).
             self.size_at_start = self.path.stat().st_size if self.path.exists() else 0

@@ -72,6 +72,8 @@ class Job:
     failed_before: int = 0
     #: Requests of this run that ended failed (the writer counts them).
     failed: int = 0
+    #: The line keeping what the judges read (`transcripts`), until its first record.
+    transcript: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

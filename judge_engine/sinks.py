@@ -29,6 +29,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 import orjson
 
+from . import transcripts
 from .journal import (
     FAILED,
     JOURNAL,
@@ -382,6 +383,8 @@ class Verification:
     failures: int = 0
     skips: int = 0
     score_rows: int = 0
+    #: Lines of transcripts.jsonl checked (what the judges read).
+    transcripts: int = 0
     torn_tail: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -485,4 +488,7 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> Verification:
         problem(f"scores.jsonl lacks {session} / {slot}")
     if len(missing) > 5:
         problem(f"... and {len(missing) - 5} more rows missing from scores.jsonl")
+    report.transcripts, kept_problems = transcripts.check(out_dir)
+    for text in kept_problems:
+        problem(text)
     return report

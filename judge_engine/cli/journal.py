@@ -23,7 +23,9 @@ def add(parser: argparse.ArgumentParser) -> None:
         description="Check that every journal line parses, carries valid fields and the "
         "key its own fields hash to; that no request holds two verdicts; and that "
         "scores.jsonl holds exactly one row per (session, judge slot), each equal to what "
-        "the journal's latest record gives. Exit 0 when all holds, 1 otherwise.",
+        "the journal's latest record gives; and that every kept transcript (what the judges "
+        "read, transcripts.jsonl) decompresses to its digest. Exit 0 when all holds, 1 "
+        "otherwise.",
     )
     check.add_argument("out", metavar="OUT", help="a results folder a grade run wrote")
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     print(
         f"{report.records:,} journal records for {report.keys:,} requests: {report.verdicts:,} "
         f"verdicts, {report.failures:,} failures, {report.skips:,} guard skips; "
-        f"{report.score_rows:,} score rows"
+        f"{report.score_rows:,} score rows; {report.transcripts:,} kept transcripts"
     )
     if report.torn_tail:
         print("the last line is torn (a run was killed mid-write); the next run cuts it")

@@ -1,0 +1,181 @@
+"""What the judges read: each session's rendered user message, kept once per run.
+
+In: from the engine, a session it asks judges about, and the user message of its
+first request (the task and the transcript as rendered: tool calls, results, errors,
+omission markers and the enclosure), the run's credentials already removed. Out:
+`OUT/transcripts.jsonl`, one line per session asked about in a run: `session_id`, the
+session's `source`, `row` and `format`, `chars`, `sha1` of the text and `zlib` (the
+text, zlib-compressed, base64). Lines are appended and fsync'd with the journal
+records they belong to, before those records; a session asked again in a later run
+(a resume, --retry-failed) gets a new line, and the latest line is the one shown.
+
+The judges of a panel read the same message but for their enclosure's random
+boundary marker: the first judge's is kept. `show OUT --session ID` and
+`report OUT --html` read it back; `journal verify` checks every line's digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+FILE = "transcripts.jsonl"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One session's kept user message (compressed), and where the session came from."""
+
+    session_id: str
+    source: str
+    row: int
+    format: str
+    chars: int
+    sha1: str
+    #: The text, zlib-compressed and base64-encoded, as stored.
+    zlib: str
+
+    def text(self) -> str:
+        return zlib.decompress(base64.b64decode(self.zlib)).decode("utf-8")
+
+
+def encode(session_id: str, source: str, row: int, fmt: str, text: str) -> bytes:
+    """The line of one session's message (compressed: a worker thread's work)."""
+    data = text.encode("utf-8")
+    return (
+        orjson.dumps(
+            {
+                "session_id": session_id,
+                "source": source,
+                "row": row,
+                "format": fmt,
+                "chars": len(text),
+                "sha1": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+                "zlib": base64.b64encode(zlib.compress(data, 6)).decode("ascii"),
+            }
+        )
+        + b"\n"
+    )
+
+
+class TranscriptLog:
+    """The append side of `OUT/transcripts.jsonl`."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / FILE
+        self._handle: IO[bytes] | None = None
+
+    def append(self, lines: Sequence[bytes]) -> None:
+        """Append lines and make them durable (before the journal records they serve)."""
+        if not lines:
+            return
+        if self._handle is None:
+            _cut_torn_tail(self.path)
+            self._handle = open(self.path, "ab")  # noqa: SIM115 - kept for the run
+        self._handle.write(b"".join(lines))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """A line a kill left without its newline is cut, so the next starts clean."""
+    try:
+        with open(path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(max(0, size - 1))
+            if handle.read(1) == b"\n":
+                return
+            start = max(0, size - (1 << 20))
+            handle.seek(start)
+            tail = handle.read()
+            cut = tail.rfind(b"\n")
+            handle.truncate(start + cut + 1 if cut >= 0 else 0 if start == 0 else size)
+    except FileNotFoundError:
+        return
+
+
+def _parse(line: bytes) -> Transcript | str:
+    """A line as a transcript, or what is wrong with it."""
+    try:
+        data: Any = orjson.loads(line)
+        item = Transcript(
+            str(data["session_id"]),
+            str(data["source"]),
+            int(data["row"]),
+            str(data["format"]),
+            int(data["chars"]),
+            str(data["sha1"]),
+            str(data["zlib"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return "does not parse"
+    return item
+
+
+def read(out_dir: Path) -> Iterator[Transcript]:
+    """Every intact line, in order (a later line of a session replaces an earlier)."""
+    path = out_dir / FILE
+    if not path.exists():
+        return
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.endswith(b"\n"):
+                item = _parse(line)
+                if isinstance(item, Transcript):
+                    yield item
+
+
+def latest(out_dir: Path) -> dict[str, Transcript]:
+    """Each session's latest kept message."""
+    return {item.session_id: item for item in read(out_dir)}
+
+
+def find(out_dir: Path, session_id: str) -> Transcript | None:
+    """One session's latest kept message, or None."""
+    found = None
+    for item in read(out_dir):
+        if item.session_id == session_id:
+            found = item
+    return found
+
+
+def check(out_dir: Path) -> tuple[int, list[str]]:
+    """Lines checked, and problems: a line that does not parse, or whose text does not
+    decompress to its digest (an edited or corrupted line)."""
+    path = out_dir / FILE
+    if not path.exists():
+        return 0, []
+    problems: list[str] = []
+    count = 0
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):
+                continue  # torn by a kill: the next run cuts it
+            count += 1
+            item = _parse(line)
+            if isinstance(item, str):
+                problems.append(f"{FILE} line {number} {item}")
+                continue
+            try:
+                data = item.text().encode("utf-8")
+            except (ValueError, zlib.error, UnicodeDecodeError):
+                problems.append(f"{FILE} line {number} ({item.session_id}): text does not decode")
+                continue
+            if hashlib.sha1(data, usedforsecurity=False).hexdigest() != item.sha1:
+                problems.append(f"{FILE} line {number} ({item.session_id}): digest differs")
+    return count, problems
