@@ -56,6 +56,7 @@ async def run_demo(out: Path, *, quiet: bool = False, batch: bool = False) -> in
             f"second run: {second.requests_sent} requests sent, {second.already_done} sessions "
             f"already done, {second.score_rows} score rows"
         )
+        _html(out)
         stats = simulator.stats()
         print(
             f"\nthe simulator counted {stats['requests']} requests in all "
@@ -95,6 +96,7 @@ async def _batch_demo(config: Config, simulator: Simulator, out: Path) -> int:
     second, summary = await grade(config.replace(no_wait=False, fresh=False), _DEMO_KEY)
     print(summary)
     _where(second, out)
+    _html(out)
     stats = simulator.stats()
     print(
         f"\nthe simulator made {sum(stats['batches'].values())} batches of "
@@ -102,3 +104,14 @@ async def _batch_demo(config: Config, simulator: Simulator, out: Path) -> int:
         f"and answered {stats['requests']} live requests"
     )
     return 0 if second.status == "done" else 1
+
+
+def _html(out: Path) -> None:
+    from .html import write_html
+
+    path = out / "report.html"
+    size = write_html(out, path)
+    print(
+        f"\nHTML report: {path} ({size / 1024:,.0f} KB): open it in a browser "
+        f"({path.resolve().as_uri()}), or: judge-engine report {out} --html FILE"
+    )

@@ -17,6 +17,7 @@ boundary marker: the first judge's is kept. `show OUT --session ID` and
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import zlib
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+
+from .journal import JournalError
 
 FILE = "transcripts.jsonl"
 
@@ -77,16 +80,20 @@ class TranscriptLog:
         """Append lines and make them durable (before the journal records they serve)."""
         if not lines:
             return
-        if self._handle is None:
-            _cut_torn_tail(self.path)
-            self._handle = open(self.path, "ab")  # noqa: SIM115 - kept for the run
-        self._handle.write(b"".join(lines))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            if self._handle is None:
+                _cut_torn_tail(self.path)
+                self._handle = open(self.path, "ab")  # noqa: SIM115 - kept for the run
+            self._handle.write(b"".join(lines))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):
+                self._handle.close()
             self._handle = None
 
 

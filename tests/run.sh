@@ -24,6 +24,17 @@ fi
 JUDGE_ENGINE_LITELLM="$(pwd)/.venv-litellm/bin/litellm"
 export JUDGE_ENGINE_LITELLM
 
+# The HTML report is tested in a real browser: Debian's chromium, driven by Playwright
+# (its Python package only: it downloads no browser).
+if ! command -v chromium >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium >/dev/null
+fi
+JUDGE_ENGINE_CHROMIUM="$(command -v chromium)"
+export JUDGE_ENGINE_CHROMIUM
+
 .venv/bin/ruff check judge_engine tests bench
 .venv/bin/ruff format --check judge_engine tests bench
 .venv/bin/mypy

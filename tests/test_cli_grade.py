@@ -188,6 +188,9 @@ def test_demo_grades_the_samples_and_resumes_with_no_request(
     assert "second run: 0 requests sent, 25 sessions already done, 50 score rows" in printed
     assert "gemini-2.5-pro" in printed  # the fallback judged what a panel judge produced
     assert len(read_jsonl(tmp_path / "demo" / "scores.jsonl")) == 50
+    report = tmp_path / "demo" / "report.html"
+    assert f"HTML report: {report}" in printed
+    assert b'id="browser"' in report.read_bytes()
 
 
 def test_sim_command_serves_on_loopback() -> None:

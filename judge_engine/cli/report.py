@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..pricing import parse_price
-from ._common import UsageError, bounded, writable_folder
+from ._common import UsageError, bounded, writable_file, writable_folder
 
 NAME = "report"
 HELP = "success rates by benchmark, harness and agent model, with intervals and cost"
@@ -16,6 +16,12 @@ Success rate per benchmark x harness x agent model with n and Wilson 95% interva
 (cells under --min-n marked); per configuration the pooled rate beside the
 benchmark-balanced rate; the agents' tokens and cost per task and per success;
 optionally PNG charts (--plots DIR, with matplotlib installed).
+
+With --html FILE, one self-contained HTML file instead (CSS, JavaScript and charts
+inline; opens from disk, offline, in any current browser): the run, these tables, the
+agreement between judges, and a session browser (sort, filter, search, "judges
+disagree") whose session view shows every judge's reasoning beside the transcript
+exactly as the judges read it.
 
 Verdicts are those of the run's first judge slot (the task_success column), or of
 --judge SLOT, or the majority of the current panel (--majority)."""
@@ -44,6 +50,9 @@ def add(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--plots", metavar="DIR", help="also write PNG charts into DIR")
     parser.add_argument(
+        "--html", metavar="FILE", help="write the HTML report (with the session browser) to FILE"
+    )
+    parser.add_argument(
         "--price",
         action="append",
         metavar="MODEL=IN,OUT",
@@ -66,6 +75,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     out = Path(args.out)
+    if args.html:
+        return _html(out, writable_file(args.html, "--html"), args.all_judges)
     try:
         report = build(
             out,
@@ -86,4 +97,17 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             raise UsageError(str(exc)) from None
         for path in written:
             print(f"plot: {path}", file=sys.stderr)
+    return 0
+
+
+def _html(out: Path, path: Path, all_judges: bool) -> int:
+    from ..html import write_html
+
+    try:
+        size = write_html(out, path, all_judges=all_judges)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    print(
+        f"HTML report: {path} ({size / 1024:,.0f} KB); open it in a browser (file://{path.resolve()})"
+    )
     return 0

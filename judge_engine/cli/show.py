@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from .. import transcripts
+from ..journal import JOURNAL
 from ..plan import Planner
+from ..results import open_results
 from ..rubrics import RubricSet
 from ..sessions import Session
-from ..show import describe
+from ..show import describe, describe_graded
 from ._common import UsageError, add_options, build_config, read
 
 #: Sources may follow the options.
@@ -18,7 +22,11 @@ DESCRIPTION = """\
 Read the sources until the session with this id, and print the user message the judge
 would receive for it (no network), which message was taken as the task, which calls
 were left out as side calls and why, and what was replaced (binary parts) or counted
-(failed calls, empty messages)."""
+(failed calls, empty messages).
+
+Given a results folder (OUT) instead of sources, show the session as the run graded
+it: every judge's verdict, confidence and reasoning, and the user message the judges
+read, exactly as the run kept it (OUT/transcripts.jsonl), not rendered again."""
 
 
 def add(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +40,9 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    given = getattr(args, "sources", None) or []
+    if len(given) == 1 and (Path(given[0]) / JOURNAL).is_file():
+        return _graded(Path(given[0]), args.session)
     config = build_config(args, ["sources", "request"]).replace(
         judge=tuple(args.judge or ("gpt-4.1",)), guard="off"
     )
@@ -46,3 +57,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             print(describe(item, rendered.asks[0].request, system=args.system))
             return 0
     raise UsageError(f"no session {args.session!r} in {', '.join(options.sources)}")
+
+
+def _graded(out: Path, session_id: str) -> int:
+    view = open_results(out, all_judges=True)
+    records = [r for r in view.latest(first_sample=True) if r.session_id == session_id]
+    kept = transcripts.find(out, session_id)
+    if not records and kept is None:
+        raise UsageError(f"no session {session_id!r} in {out}")
+    order = view.slot_order(r.slot for r in records)
+    records.sort(key=lambda r: order.index(r.slot) if r.slot in order else len(order))
+    print(describe_graded(kept, records, session_id))
+    return 0

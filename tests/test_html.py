@@ -1,0 +1,215 @@
+"""The HTML report in a real browser (headless Chromium, driven by Playwright): it
+loads from disk with no console error and no network request, filters and search
+narrow the session table to the right sessions, a session view shows the transcript
+exactly as kept and every judge's reasoning; screenshots at desktop and laptop widths.
+Also: what the judges read is kept once per session and `show OUT --session` prints it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from judge_engine import transcripts
+from judge_engine.cli import main
+from judge_engine.config import Config
+from judge_engine.engine import grade
+from judge_engine.testing import synth
+from judge_engine.testing.sim import SimConfig, Simulator
+
+from .conftest import read_jsonl, write_jsonl
+
+KEY = "sk-html-" + "h" * 24
+CHROMIUM = os.environ.get("JUDGE_ENGINE_CHROMIUM") or shutil.which("chromium")
+SHOTS = (
+    Path(os.environ.get("JUDGE_ENGINE_SHOTS", "")) if os.environ.get("JUDGE_ENGINE_SHOTS") else None
+)
+HOSTILE = (
+    '<img src="https://attacker.invalid/x.png" onerror="alert(1)"></pre><script>alert(2)</script>'
+)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A graded run: 40 sessions over two benchmarks, a panel of three (one fallback),
+    a hostile task, disagreements, failures, labels."""
+    import anyio
+
+    folder = tmp_path_factory.mktemp("html")
+    rows = [
+        synth.otel_row(f"s{i:03d}", "swebench" if i % 2 else "tau2_airline", seed=i,
+                       success=i % 3 > 0)
+        for i in range(40)
+    ]  # fmt: skip
+    for span in rows[7]["spans"]:  # a hostile task: markup and script in the trace
+        attributes = span["attributes"]
+        attributes["gen_ai.input.messages"] = attributes["gen_ai.input.messages"].replace(
+            "Fix the issue:", orjson.dumps(HOSTILE).decode()[1:-1] + " Fix the issue:"
+        )
+    source = write_jsonl(folder / "sessions.jsonl", rows)
+    out = folder / "out"
+
+    async def run() -> None:
+        async with Simulator(SimConfig(disagreement=0.3, fail_rate=0.0)) as sim:
+            config = Config.of(
+                sources=(str(source),), judge=("gpt-4.1", "o3"), base_url=sim.url, out=out,
+                quiet=True, backoff_base=0.01,
+            )  # fmt: skip
+            await grade(config, KEY)
+
+    anyio.run(run)
+    return out
+
+
+def test_each_session_keeps_what_its_judges_read_once(graded: Path) -> None:
+    kept = list(transcripts.read(graded))
+    assert len(kept) == 40 == len({k.session_id for k in kept})
+    requests = {r["session_id"] for r in read_jsonl(graded / "journal.jsonl")}
+    assert requests == {k.session_id for k in kept}
+    text = kept[0].text()
+    assert "## Task" in text and "## Transcript" in text
+    for path in graded.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes()
+
+
+def test_show_prints_the_kept_transcript_and_every_verdict(
+    graded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    item = transcripts.find(graded, "s003")
+    assert item is not None
+    assert main(["show", str(graded), "--session", "s003"]) == 0
+    said = capsys.readouterr().out
+    assert item.text() in said
+    assert "gpt-4.1 (gpt-4.1):" in said and "o3 (o3):" in said
+
+
+def test_journal_verify_catches_an_edited_transcript(graded: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(graded, copy)
+    lines = (copy / transcripts.FILE).read_bytes().splitlines(keepends=True)
+    import base64
+    import zlib
+
+    first = orjson.loads(lines[0])
+    forged = zlib.compress(b"a different transcript")
+    first["zlib"] = base64.b64encode(forged).decode()
+    lines[0] = orjson.dumps(first) + b"\n"
+    (copy / transcripts.FILE).write_bytes(b"".join(lines))
+    assert main(["journal", "verify", str(graded)]) == 0
+    assert main(["journal", "verify", str(copy)]) == 1
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM:
+        pytest.skip("no chromium (tests/run.sh installs Debian's package)")
+    if os.environ.get("JUDGE_ENGINE_CHROMIUM") and not Path(CHROMIUM).exists():
+        pytest.fail(f"JUDGE_ENGINE_CHROMIUM={CHROMIUM} does not exist")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        yield browser
+        browser.close()
+
+
+def _open(browser: Any, path: Path, width: int = 1440) -> tuple[Any, list[str], list[str]]:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
+    page.goto(path.as_uri())
+    page.wait_for_selector("body[data-ready='1']")
+    return page, errors, requests
+
+
+def _rows(page: Any) -> list[str]:
+    return [
+        str(x)
+        for x in page.locator("#browser tbody tr").evaluate_all("r => r.map(x => x.dataset.id)")
+    ]
+
+
+def test_the_report_loads_offline_and_its_filters_and_search_work(
+    graded: Path, browser: Any, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.html"
+    assert main(["report", str(graded), "--html", str(report)]) == 0
+    page, errors, requests = _open(browser, report)
+    assert page.locator("h2", has_text="Agreement").count() == 1
+    assert page.locator("svg.chart").count() >= 1
+    records = [r for r in read_jsonl(graded / "journal.jsonl")]
+    assert sorted(_rows(page)) == sorted({r["session_id"] for r in records})
+    # a column filter: one benchmark
+    page.select_option("select[data-key=benchmark]", "swebench")
+    shown = set(_rows(page))
+    assert shown == {r["session_id"] for r in records if r["benchmark"] == "swebench"}
+    page.select_option("select[data-key=benchmark]", "")
+    # judges disagree
+    verdicts: dict[str, set[int]] = {}
+    for r in records:
+        if r["status"] == "ok":
+            verdicts.setdefault(r["session_id"], set()).add(r["success"])
+    disagree = {s for s, v in verdicts.items() if len(v) > 1}
+    assert disagree, "the simulator's disagreement gives some"
+    page.check("#f-disagree")
+    assert set(_rows(page)) == disagree
+    page.uncheck("#f-disagree")
+    # search over reasoning and task
+    target = next(r for r in records if r["session_id"] == "s011")
+    task_words = transcripts.find(graded, "s011")
+    assert task_words is not None
+    page.fill("#search", "s011")
+    assert _rows(page) == ["s011"]
+    page.fill("#search", "")
+    # sorting by a column, twice reverses
+    page.click("#browser th[data-key=id]")
+    first = _rows(page)
+    page.click("#browser th[data-key=id]")
+    assert _rows(page) == first[::-1] and first in (sorted(first), sorted(first, reverse=True))
+    # the session view: every judge's reasoning and the transcript as kept
+    page.locator("#browser tbody tr[data-id=s011]").click()
+    page.locator("#transcript", has_text="## Transcript").wait_for()
+    assert page.locator("#transcript").text_content() == task_words.text()
+    cards = page.locator(".verdict")
+    assert cards.count() == 2
+    for r in records:
+        if r["session_id"] == "s011" and r.get("reasoning"):
+            assert r["reasoning"] in page.locator("#verdicts").text_content()
+    assert target["session_id"] == "s011"
+    if SHOTS:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "view-1440.png"))
+    assert errors == []
+    assert all(url.startswith("file://") for url in requests), requests
+    page.close()
+
+
+def test_hostile_text_stays_text(graded: Path, browser: Any, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    assert main(["report", str(graded), "--html", str(report)]) == 0
+    page, errors, requests = _open(browser, report, width=1024)
+    page.fill("#search", "attacker.invalid")
+    assert _rows(page) == ["s007"]
+    for session in _rows(page):
+        page.locator(f"#browser tbody tr[data-id={session}]").click()
+        page.locator("#transcript", has_text="## Transcript").wait_for()
+    assert page.locator("img").count() == 0 and page.locator("script").count() == 2
+    if SHOTS:
+        page.fill("#search", "")
+        page.screenshot(path=str(SHOTS / "sessions-1024.png"), full_page=False)
+    assert errors == []
+    assert all(url.startswith("file://") for url in requests), requests
+    page.close()
