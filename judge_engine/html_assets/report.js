@@ -189,5 +189,6 @@
   window.addEventListener("hashchange", route);
   render();
   route();
+  document.body.dataset.readyMs = String(Math.round(performance.now()));
   document.body.dataset.ready = "1";
 })();
