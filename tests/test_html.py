@@ -213,3 +213,26 @@ def test_hostile_text_stays_text(graded: Path, browser: Any, tmp_path: Path) -> 
     assert errors == []
     assert all(url.startswith("file://") for url in requests), requests
     page.close()
+
+
+def test_a_session_graded_before_transcripts_were_kept_says_so(
+    graded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "old"
+    shutil.copytree(graded, copy)
+    (copy / transcripts.FILE).unlink()
+    assert main(["show", str(copy), "--session", "s003"]) == 0
+    assert "kept no transcript" in capsys.readouterr().out
+
+
+def test_fresh_sets_the_kept_transcripts_aside_with_the_journal(
+    graded: Path, tmp_path: Path
+) -> None:
+    from judge_engine.journal import Journal
+
+    copy = tmp_path / "again"
+    shutil.copytree(graded, copy)
+    Journal(copy, fresh=True).close()
+    assert not (copy / transcripts.FILE).exists()
+    assert len(list(copy.glob("transcripts-*.jsonl"))) == 1
+    assert len(list(copy.glob("journal-*.jsonl"))) == 1
