@@ -27,11 +27,11 @@ import orjson
 
 from . import transcripts
 from .journal import FAILED, SKIPPED
+from .report import _money, _pct  # the text report's formats, the same figures
 from .results import open_results
 
 #: Characters of a session's task kept in the table's data for the search.
 TASK_CHARS = 600
-#: Characters of a judge's reasoning kept for the table's search (the view shows all).
 _HERE = Path(__file__).resolve().parent
 
 
@@ -155,10 +155,6 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") ->
     return f'<div class="wrap"><table class="{cls}">{thead}<tbody>{body}</tbody></table></div>'
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def _ci(ci: Sequence[float] | None) -> str:
     return "-" if not ci else f"{ci[0]:.1%} to {ci[1]:.1%}"
 
@@ -242,8 +238,8 @@ def _success_section(report: Mapping[str, Any] | None) -> str:
             f"{_pct(c['balanced_rate'])} ({_ci(c['balanced_ci95'])})",
             _num(c["tokens_per_task"], 0),
             _num(c["tokens_per_success"], 0),
-            "-" if c["cost_per_task"] is None else f"${c['cost_per_task']:,.4f}",
-            "-" if c["cost_per_success"] is None else f"${c['cost_per_success']:,.4f}",
+            _money(c["cost_per_task"]),
+            _money(c["cost_per_success"]),
         ]
         for c in report["configurations"]
     ]

@@ -699,10 +699,10 @@ class BatchTransport:
             self._owner[key] = submission
         submission.following = True
         self.stats.sent += len(keys)
-        del batch  # the bodies are in `content` alone, and that goes once uploaded
+        del batch
         try:
             await self._upload(submission, content)
-            del content
+            del content  # the file's copy of the bodies: not kept while the batch runs
             await self._create(submission)
         except GatewayError as error:
             self._end(submission, error)
