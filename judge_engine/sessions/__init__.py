@@ -116,7 +116,7 @@ def parse_row(
         return adapter.parse(raw.data, ref, Hints(agent_model, raw.hub_config))
     except BadRow as bad:
         return Rejection(raw.source, raw.row, bad.reason, bad.detail, bad.session_id)
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+    except Exception as exc:
         # An adapter met a shape it does not expect: reject the row, keep the run.
         return Rejection(
             raw.source,

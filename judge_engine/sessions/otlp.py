@@ -65,7 +65,7 @@ def value_of(typed: Any) -> Any:
                 return item
         if key in ("arrayValue", "array_value"):
             values = item.get("values") if isinstance(item, Mapping) else None
-            return [value_of(v) for v in values or []]
+            return [value_of(v) for v in values] if isinstance(values, list) else []
         if key in ("kvlistValue", "kvlist_value"):
             values = item.get("values") if isinstance(item, Mapping) else None
             return attributes(values)
@@ -100,7 +100,8 @@ def _text(value: Any) -> str | None:
 def _span(span: Mapping[str, Any], resource: Mapping[str, Any], line: int) -> dict[str, Any]:
     status = span.get("status")
     events = []
-    for event in span.get("events") or []:
+    raw_events = span.get("events")
+    for event in raw_events if isinstance(raw_events, list) else []:
         if isinstance(event, Mapping):
             events.append(
                 {
@@ -114,7 +115,7 @@ def _span(span: Mapping[str, Any], resource: Mapping[str, Any], line: int) -> di
         if key not in attrs and key in resource:
             attrs[key] = resource[key]
     return {
-        "name": span.get("name"),
+        "name": span.get("name") if isinstance(span.get("name"), str) else None,
         "span_id": _text(span.get("spanId", span.get("span_id"))),
         "trace_id": _text(span.get("traceId", span.get("trace_id"))),
         "parent_span_id": _text(span.get("parentSpanId", span.get("parent_span_id"))),
@@ -215,11 +216,24 @@ class Assembler:
         self._done: set[int] = set()
 
     def add(self, raw: RawRow) -> Iterator[RawRow | Rejection]:
-        """One decoded export line: the sessions it completes, in order."""
+        """One decoded export line: the sessions it completes, in order. A line whose
+        spans cannot be read (a value of a shape OTLP does not allow) is rejected
+        whole, before any of its spans joins a session."""
         touched: dict[tuple[str, str], _Group] = {}
         late: dict[str, int] = {}
         count = 0
-        spans = list(spans_of(raw.data, raw.row))
+        try:
+            spans = list(spans_of(raw.data, raw.row))
+        except Exception as exc:  # a malformed line is that line's rejection, never the run's
+            yield Rejection(
+                raw.source,
+                raw.row,
+                "malformed_row",
+                f"an OTLP span or attribute of an unexpected shape: {type(exc).__name__}: {exc}"[
+                    :500
+                ],
+            )
+            return
         share = raw_size(raw) // max(1, len(spans))  # each span's part of its line
         for span in spans:
             count += 1
