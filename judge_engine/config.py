@@ -23,7 +23,7 @@ from .gateway import DEFAULT_BASE_URL, endpoint_url, safe_url
 from .guard import MODES
 from .pricing import PriceTable, parse_price
 from .prompt import DEFAULT_MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS
-from .sessions import DEFAULT_MAX_ROW_MB, FORMATS
+from .sessions import DEFAULT_MAX_OPEN_MB, DEFAULT_MAX_ROW_MB, FORMATS
 
 #: Requests in flight when --concurrency is not given.
 DEFAULT_CONCURRENCY = 64
@@ -126,12 +126,37 @@ class SourceOptions:
         "reject rows larger than this many MB, without holding them",
         metavar="MB",
     )
+    session_by: str = option(
+        "auto",
+        "how raw OTLP spans make sessions: auto (session.id or gen_ai.conversation.id, "
+        "else the trace, else the file), trace, file, or an attribute's name (e.g. an "
+        "agent run id) whose value makes one session",
+        metavar="RULE",
+    )
+    max_open_mb: int = option(
+        DEFAULT_MAX_OPEN_MB,
+        "raw OTLP sessions still waiting for spans hold at most this many MB together "
+        "(estimated); beyond, the largest is rejected as incomplete_trace",
+        metavar="MB",
+    )
 
     def __post_init__(self) -> None:
         _names("sources", self.sources)
         _choice("format", self.format, FORMATS)
         _text("agent_model", self.agent_model)
         _number("max_row_mb", self.max_row_mb, int, 1, 1 << 20)
+        _text("session_by", self.session_by)
+        _number("max_open_mb", self.max_open_mb, int, 1, 1 << 24)
+
+    def reading(self) -> dict[str, Any]:
+        """How rows are read, as `read_sessions` takes it."""
+        return {
+            "fmt": self.format,
+            "agent_model": self.agent_model,
+            "max_row_mb": self.max_row_mb,
+            "max_open_mb": self.max_open_mb,
+            "session_by": self.session_by,
+        }
 
 
 @dataclass(frozen=True)

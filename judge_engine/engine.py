@@ -77,6 +77,10 @@ WORKERS_PER_SLOT = 2
 _BATCH = 16
 #: Records the writer makes durable with one fsync, at most.
 _WRITE_BATCH = 512
+#: The sources options that change which sessions rows make (with their defaults, for
+#: a run.json written before the option existed): a resume skips rows unparsed only
+#: when they are read as before.
+_READING = (("format", None), ("agent_model", None), ("session_by", "auto"))
 #: OUT's record of the latest request's time, so that --rpm holds across a restart.
 PACE_FILE = "last-request"
 #: How a run ended: "done" (every session has its verdicts, guard skips included),
@@ -228,7 +232,7 @@ class _Run:
         # Rows graded before are skipped unparsed, if they would be read as they were.
         before = self._previous_sources()
         same_reading = isinstance(before, dict) and all(
-            before.get(name) == getattr(config.sources, name) for name in ("format", "agent_model")
+            before.get(name, default) == getattr(config.sources, name) for name, default in _READING
         )
         graded = GradedRows(self.planner) if same_reading and not config.run.fresh else None
         self.journal = Journal(
@@ -341,7 +345,7 @@ class _Run:
 
     def _snapshot_tag(self) -> str:
         """What the journal snapshot's known rows depend on: the plan and the reading."""
-        reading = orjson.dumps([self.config.sources.format, self.config.sources.agent_model])
+        reading = orjson.dumps([getattr(self.config.sources, name) for name, _ in _READING])
         return f"{self.planner.signature()}:{reading.hex()}"
 
     def _snapshot(self) -> None:
@@ -418,13 +422,7 @@ class _Run:
 
     async def _produce(self, send: MemoryObjectSendStream[Job], sources: list[str]) -> None:
         options = self.config.sources
-        items = read_sessions(
-            sources,
-            fmt=options.format,
-            agent_model=options.agent_model,
-            max_row_mb=options.max_row_mb,
-            known=self.known,
-        )
+        items = read_sessions(sources, **options.reading(), known=self.known)
         async with send:
             while not self.control.stopping():
                 jobs, finished, more = await anyio.to_thread.run_sync(self._next_batch, items)

@@ -211,3 +211,98 @@ def test_typed_values_of_every_kind_are_read() -> None:
         },
     ]
     assert attributes(pairs) == {"s": "x", "i": 7, "d": 0.5, "b": True, "a": ["p"], "k": {"z": 1}}
+
+
+def test_a_proxy_that_makes_each_call_its_own_trace_is_one_session_by_file(
+    tmp_path: Path,
+) -> None:
+    calls = [
+        _line(_span(f"t{i}", f"s{i}", None, 10 + i, "the task", f"reply {i}")) for i in range(4)
+    ]
+    source = _write(tmp_path / "run-7.traces.jsonl", *calls)
+    auto = list(read_sessions([source]))
+    assert len(auto) == 4  # the default: one session per trace
+    by_file = list(read_sessions([source], session_by="file"))
+    assert [s.session_id for s in by_file if isinstance(s, Session)] == ["run-7"]
+
+
+def test_an_attribute_names_the_session_and_spans_without_it_follow_the_default(
+    tmp_path: Path,
+) -> None:
+    source = _write(
+        tmp_path / "mixed.jsonl",
+        _line(_span("t1", "a", None, 1, "task A", "a1", **{"agent.run.id": "run-A"})),
+        _line(_span("t2", "b", None, 2, "task A", "a2", **{"agent.run.id": "run-A"})),
+        _line(_span("t3", "c", None, 3, "task B", "b1"), resource={"agent.run.id": "run-B"}),
+        _line(_span("t4", "d", None, 4, "task C", "c1")),
+    )
+    items = list(read_sessions([source], session_by="agent.run.id"))
+    ids = sorted(s.session_id for s in items if isinstance(s, Session))
+    assert ids == ["run-A", "run-B", "t4"]
+
+
+def test_trace_grouping_ignores_session_ids(tmp_path: Path) -> None:
+    source = _write(
+        tmp_path / "s.jsonl",
+        _line(_span("t1", "a", None, 1, "x", "y", **{"session.id": "S"})),
+        _line(_span("t2", "b", None, 2, "x", "y", **{"session.id": "S"})),
+    )
+    assert len(list(read_sessions([source]))) == 1
+    assert len(list(read_sessions([source], session_by="trace"))) == 2
+
+
+def test_traces_that_never_complete_are_bounded_by_the_open_limit(tmp_path: Path) -> None:
+    """100 traces whose root never arrives: the open sessions never hold more than the
+    limit; the largest are dropped as incomplete_trace, and their later spans are late."""
+    big = "x" * 40_000
+    lines = []
+    for round_ in range(3):
+        for trace in range(100):
+            span = _span(f"t{trace}", f"s{trace}-{round_}", "missing-root", 5, big, "r")
+            lines.append(_line(span))
+    source = _write(tmp_path / "open.jsonl", *lines)
+    assembler_peak = []
+    from judge_engine.sessions import otlp
+
+    original = otlp.Assembler.add
+
+    def watched(self: Assembler, raw: RawRow) -> Any:
+        yield from original(self, raw)
+        assembler_peak.append(self._held)
+
+    otlp.Assembler.add = watched  # type: ignore[method-assign]
+    try:
+        items = list(read_sessions([source], max_open_mb=2))
+    finally:
+        otlp.Assembler.add = original  # type: ignore[method-assign]
+    assert max(assembler_peak) <= 2 << 20
+    reasons = {item.reason for item in items if isinstance(item, Rejection)}
+    assert "incomplete_trace" in reasons
+    dropped = [i for i in items if isinstance(i, Rejection) and i.reason == "incomplete_trace"]
+    assert "--max-open-mb" in dropped[0].detail
+    # Every line is accounted for: a span in a session, or a rejection naming its trace.
+    kept = [i for i in items if isinstance(i, Session)]
+    assert kept and len(kept) + len(dropped) <= 100
+
+
+def test_sessions_says_when_a_file_looks_like_one_run_split_into_many(
+    tmp_path: Path, capsys: Any
+) -> None:
+    from judge_engine.cli import main
+
+    lines = []
+    for i in range(3):  # each call its own trace, the history growing
+        inputs = [{"role": "user", "parts": [{"type": "text", "content": "the task"}]}]
+        for j in range(i):
+            inputs.append({"role": "assistant", "parts": [{"type": "text", "content": f"a{j}"}]})
+            inputs.append({"role": "user", "parts": [{"type": "text", "content": f"u{j}"}]})
+        span = _span(f"t{i}", f"s{i}", None, i + 1, "the task", f"reply {i}")
+        span["attributes"][2]["value"] = {"stringValue": orjson.dumps(inputs).decode()}
+        lines.append(_line(span))
+    source = _write(tmp_path / "proxy-run.jsonl", *lines)
+    assert main(["sessions", source]) == 0
+    out = capsys.readouterr().out
+    assert "look like one agent run split into many" in out and "proxy-run.jsonl" in out
+    assert main(["sessions", source, "--session-by", "file"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 sessions") and "split into many" not in out

@@ -190,12 +190,7 @@ def build_config(
 
 def read(options: SourceOptions, sources: Sequence[str]) -> Iterator[Session | Rejection]:
     """The sessions of `sources`, read as the sources options say."""
-    return read_sessions(
-        sources,
-        fmt=options.format,
-        agent_model=options.agent_model,
-        max_row_mb=options.max_row_mb,
-    )
+    return read_sessions(sources, **options.reading())
 
 
 def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:

@@ -10,7 +10,7 @@ import orjson
 
 from ..journal import OutLock
 from ..sessions import Census, Rejection, expand
-from ..sessions.fidelity import MEASURES
+from ..sessions.fidelity import MEASURES, SplitRuns
 from ..sinks import RejectLog
 from ._common import add_options, build_config, read, writable_folder
 
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     }
     rejected: Counter[str] = Counter()
     fidelity = Census()
+    split = SplitRuns()
     out = writable_folder(args.out, "--out") if args.out else None
     lock = OutLock(out) if out else None
     log = RejectLog(out) if out else None
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 continue
             total += 1
             fidelity.add(item)
+            split.add(item)
             counts["format"][item.source.format] += 1
             counts["benchmark"][item.benchmark or "unknown"] += 1
             counts["harness"][item.harness or "unknown"] += 1
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         payload: dict[str, object] = {k: dict(v.most_common()) for k, v in counts.items()}
         payload.update(sessions=total, rejected=dict(rejected.most_common()))
         payload["fidelity"] = fidelity.to_dict()
+        payload["split_runs"] = [{"file": f, "sessions": n} for f, n in split.suspects()]
         print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
         return 0
     print(f"{total:,} sessions, {sum(rejected.values()):,} rejected rows")
@@ -87,6 +90,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 for fmt in formats
             )
             print(f"  {meaning:<52}{cells}")
+    suspects = split.suspects()
+    if suspects:
+        print(
+            f"\n{len(suspects):,} file(s) look like one agent run split into many sessions "
+            "(one trace per LLM call, every one opening on the same task, the history "
+            "growing): --session-by file, or --session-by ATTRIBUTE, makes each one session"
+        )
+        for name, count in suspects[:10]:
+            print(f"  {count:>8,}  {name}")
     if rejected:
         where = f" (see {Path(log.path)})" if log else ""
         print(f"\nrejected rows by reason{where}:")

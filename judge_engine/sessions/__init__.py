@@ -43,6 +43,7 @@ from .sources import (
 
 __all__ = [
     "ADAPTERS",
+    "DEFAULT_MAX_OPEN_MB",
     "DEFAULT_MAX_ROW_MB",
     "EVENT",
     "FORMATS",
@@ -79,6 +80,9 @@ class Adapter:
     #: Rows of this format are grouped across lines before they are read (OTLP).
     grouped: bool = False
 
+
+#: Estimated MB the raw OTLP sessions still open may hold together (`--max-open-mb`).
+DEFAULT_MAX_OPEN_MB = 1024
 
 #: The formats, in detection order: the first whose `matches` accepts a row reads it.
 #: AgentTrace rows also carry `spans`, so they are tried before OTel rows.
@@ -181,6 +185,8 @@ def read_sessions(
     fmt: str | None = ...,
     agent_model: str | None = ...,
     max_row_mb: int = ...,
+    max_open_mb: int = ...,
+    session_by: str = ...,
     known: None = ...,
 ) -> Iterator[Session | Rejection]: ...
 
@@ -192,6 +198,8 @@ def read_sessions(
     fmt: str | None = ...,
     agent_model: str | None = ...,
     max_row_mb: int = ...,
+    max_open_mb: int = ...,
+    session_by: str = ...,
     known: KnownRows | None,
 ) -> Iterator[Session | Rejection | Known]: ...
 
@@ -202,15 +210,21 @@ def read_sessions(
     fmt: str | None = None,
     agent_model: str | None = None,
     max_row_mb: int = DEFAULT_MAX_ROW_MB,
+    max_open_mb: int = DEFAULT_MAX_OPEN_MB,
+    session_by: str = "auto",
     known: KnownRows | None = None,
 ) -> Iterator[Session | Rejection | Known]:
     """Stream sessions from every source in order; ids must be unique across the run.
-    Rows over `max_row_mb` are rejected (`row_too_large`) without being held. A row
+    Rows over `max_row_mb` are rejected (`row_too_large`) without being held; raw OTLP
+    spans are grouped by `session_by` and the sessions still open hold at most
+    `max_open_mb` (`otlp`). A row
     `known` knows by its fingerprint (a resume's rows graded before) is not parsed: it
     comes as `Known`, its number taken as its session id's (`IdSet.number`)."""
     seen = IdSet()
     max_row_bytes = max_row_mb << 20
-    assembler = otlp.Assembler(max_row_bytes)
+    assembler = otlp.Assembler(
+        max_row_bytes, max_open_bytes=max_open_mb << 20, session_by=session_by
+    )
 
     def unique(result: Session | Rejection, raw: RawRow) -> Session | Rejection:
         if not isinstance(result, Session):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from .model import Session
 
@@ -77,3 +78,35 @@ class Census:
             }
             for fmt in self.sessions
         }
+
+
+@dataclass
+class SplitRuns:
+    """Raw OTLP files whose sessions look like one agent run split into many: several
+    sessions from one file, all opening on the same task, each with a longer history
+    (a proxy that records every LLM call as its own trace, with no session id).
+    `--session-by file` (or an attribute) makes such a file one session."""
+
+    #: Per file: sessions, the task's digest (None once two differ), and whether the
+    #: histories grew in the order read.
+    files: dict[str, list[Any]] = field(default_factory=dict)
+
+    def add(self, session: Session) -> None:
+        opening = next((m.content for m in session.messages if m.role == "user"), "")
+        if session.source.format != "otlp" or not opening:
+            return
+        digest = hash(opening)
+        entry = self.files.setdefault(session.source.source, [0, digest, True, 0])
+        entry[0] += 1
+        if entry[1] != digest:
+            entry[1] = None
+        entry[2] = entry[2] and len(session.messages) >= entry[3]
+        entry[3] = len(session.messages)
+
+    def suspects(self) -> list[tuple[str, int]]:
+        """(file, sessions) of the files that look split."""
+        return [
+            (name, count)
+            for name, (count, digest, growing, _) in self.files.items()
+            if count > 1 and digest is not None and growing
+        ]

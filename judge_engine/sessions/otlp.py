@@ -6,12 +6,23 @@ Out: one row per session in the layout `otel` reads (`session_id`, `spans` with
 `name`, `span_id`, `trace_id`, `parent_span_id`, `start_time`, `end_time`, `status`,
 `attributes`, `events`), and `Rejection`s for what cannot be grouped.
 
-Which spans make one session:
-- spans that carry `session.id` or `gen_ai.conversation.id` (on the span or its
-  resource) form one session per such id, across traces, lines and files;
-- otherwise one session per trace id;
-- spans with neither (exports that dropped their ids) form one session per file,
-  named after the file.
+Which spans make one session (`session_by`, the `--session-by` option):
+- by default ("auto"), spans that carry `session.id` or `gen_ai.conversation.id` (on
+  the span or its resource) form one session per such id, across traces, lines and
+  files; otherwise one session per trace id; spans with neither (exports that dropped
+  their ids) form one session per file, named after the file;
+- "trace": one session per trace id, whatever session ids the spans carry;
+- "file": one session per file, named after it (a proxy that records each LLM call of
+  one agent run as its own trace);
+- any other value names an attribute (on the span or its resource, such as an agent
+  run id): spans that carry it form one session per value; spans without it follow the
+  default rule.
+
+Memory is bounded by what is held, not by the input: a session whose spans pass the
+row limit drops them and is rejected at its end (`row_too_large`); and when the
+sessions still open together hold more than `max_open_bytes` (estimated: each span's
+share of its line, plus a fixed cost per attribute and event), the largest is dropped
+and rejected at once (`incomplete_trace`), and its later spans are rejected as late.
 
 When a session is emitted (streaming, so memory is held by the sessions still open,
 not by the file):
@@ -38,6 +49,12 @@ from .sources import DIGEST_HEX, RawRow, fingerprint_of
 
 FORMAT = "otlp"
 _SESSION_KEYS = ("session.id", "gen_ai.conversation.id")
+#: The ways spans can be grouped besides an attribute's name (`--session-by`).
+GROUPINGS = ("auto", "trace", "file")
+#: Estimated bytes a held span costs beyond its share of the line: per span, and per
+#: attribute or event (a Python dict entry and its key and value objects).
+_SPAN_COST = 400
+_ITEM_COST = 120
 _FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".traces", ".spans", ".otlp", ".otel")
 
 
@@ -97,7 +114,12 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _span(span: Mapping[str, Any], resource: Mapping[str, Any], line: int) -> dict[str, Any]:
+def _span(
+    span: Mapping[str, Any],
+    resource: Mapping[str, Any],
+    line: int,
+    extra_keys: tuple[str, ...] = (),
+) -> dict[str, Any]:
     status = span.get("status")
     events = []
     raw_events = span.get("events")
@@ -111,7 +133,7 @@ def _span(span: Mapping[str, Any], resource: Mapping[str, Any], line: int) -> di
                 }
             )
     attrs = attributes(span.get("attributes"))
-    for key in _SESSION_KEYS:
+    for key in (*_SESSION_KEYS, *extra_keys):
         if key not in attrs and key in resource:
             attrs[key] = resource[key]
     return {
@@ -129,8 +151,11 @@ def _span(span: Mapping[str, Any], resource: Mapping[str, Any], line: int) -> di
     }
 
 
-def spans_of(request: Mapping[str, Any], line: int) -> Iterator[dict[str, Any]]:
-    """Every span of one export request, in the row layout."""
+def spans_of(
+    request: Mapping[str, Any], line: int, extra_keys: tuple[str, ...] = ()
+) -> Iterator[dict[str, Any]]:
+    """Every span of one export request, in the row layout (resource attributes named
+    by `extra_keys` copied onto each span, as the session ids are)."""
     resources = request.get("resourceSpans", request.get("resource_spans"))
     for resource_spans in resources if isinstance(resources, list) else []:
         if not isinstance(resource_spans, Mapping):
@@ -144,7 +169,7 @@ def spans_of(request: Mapping[str, Any], line: int) -> Iterator[dict[str, Any]]:
             spans = scope.get("spans") if isinstance(scope, Mapping) else None
             for span in spans if isinstance(spans, list) else []:
                 if isinstance(span, Mapping):
-                    yield _span(span, resource_attrs, line)
+                    yield _span(span, resource_attrs, line, extra_keys)
 
 
 def raw_size(raw: RawRow) -> int:
@@ -180,13 +205,18 @@ class _Group:
     roots: int = 0
     #: Bytes of export lines its spans came from (each span's share of its line).
     size: int = 0
+    #: Estimated bytes its spans hold in memory (0 once they were dropped).
+    held: int = 0
     #: Set once the session passed the row limit: its spans are dropped, not held.
     too_large: bool = False
 
-    def add(self, span: dict[str, Any], share: int) -> None:
+    def add(self, span: dict[str, Any], share: int) -> int:
+        """Add a span; the bytes it holds now."""
         self.size += share
         if self.too_large:
-            return
+            return 0
+        cost = share + _SPAN_COST + _ITEM_COST * (len(span["attributes"]) + len(span["events"]))
+        self.held += cost
         self.spans.append(span)
         if span["span_id"]:
             self.span_ids.add(span["span_id"])
@@ -194,6 +224,7 @@ class _Group:
             self.parents.add(span["parent_span_id"])
         else:
             self.roots += 1
+        return cost
 
     def complete(self) -> bool:
         return self.roots > 0 and self.parents <= self.span_ids
@@ -209,11 +240,42 @@ def _digest(key: str) -> int:
 class Assembler:
     """Groups the spans of OTLP export lines into sessions (the module docstring)."""
 
-    def __init__(self, max_session_bytes: int = 1 << 62) -> None:
+    def __init__(
+        self,
+        max_session_bytes: int = 1 << 62,
+        *,
+        max_open_bytes: int = 1 << 62,
+        session_by: str = "auto",
+    ) -> None:
         self._open: dict[tuple[str, str], _Group] = {}
         self._limit = max_session_bytes
-        #: Traces already emitted, as 64-bit hashes: 8 bytes a session.
+        self._open_limit = max_open_bytes
+        #: Estimated bytes the open sessions hold, together.
+        self._held = 0
+        self._by = session_by
+        self._extra = () if session_by in GROUPINGS else (session_by,)
+        #: Sessions already emitted or dropped, as 64-bit hashes: 8 bytes a session.
         self._done: set[int] = set()
+
+    def _key(self, span: dict[str, Any], source: str) -> tuple[str, str]:
+        """Which session a span joins, by the grouping rule."""
+        attrs = span["attributes"]
+        by = self._by
+        if by == "file":
+            return ("file", source)
+        if by != "auto" and by != "trace":
+            value = attrs.get(by)
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+                return ("session", str(value))
+        if by != "trace":
+            session = next(
+                (_text(attrs.get(k)) for k in _SESSION_KEYS if _text(attrs.get(k))), None
+            )
+            if session is not None:
+                return ("session", session)
+        if span["trace_id"]:
+            return ("trace", span["trace_id"])
+        return ("file", source)
 
     def add(self, raw: RawRow) -> Iterator[RawRow | Rejection]:
         """One decoded export line: the sessions it completes, in order. A line whose
@@ -223,7 +285,7 @@ class Assembler:
         late: dict[str, int] = {}
         count = 0
         try:
-            spans = list(spans_of(raw.data, raw.row))
+            spans = list(spans_of(raw.data, raw.row, self._extra))
         except Exception as exc:  # a malformed line is that line's rejection, never the run's
             yield Rejection(
                 raw.source,
@@ -237,42 +299,55 @@ class Assembler:
         share = raw_size(raw) // max(1, len(spans))  # each span's part of its line
         for span in spans:
             count += 1
-            attrs = span["attributes"]
-            session = next(
-                (_text(attrs.get(k)) for k in _SESSION_KEYS if _text(attrs.get(k))), None
-            )
-            if session is not None:
-                key = ("session", session)
-            elif span["trace_id"]:
-                key = ("trace", span["trace_id"])
-                if _digest("trace\x1f" + span["trace_id"]) in self._done:
-                    late[span["trace_id"]] = late.get(span["trace_id"], 0) + 1
-                    continue
-            else:
-                key = ("file", raw.source)
+            key = self._key(span, raw.source)
+            if key[0] != "file" and _digest(f"{key[0]}\x1f{key[1]}") in self._done:
+                late[key[1]] = late.get(key[1], 0) + 1
+                continue
             group = self._open.get(key)
             if group is None:
                 name = key[1] if key[0] != "file" else file_session_id(raw.source)
                 group = self._open[key] = _Group(name, key[0], raw.source, raw.row)
-            group.add(span, share)
+            self._held += group.add(span, share)
             if group.size > self._limit and not group.too_large:
                 group.too_large = True
+                self._held -= group.held
+                group.held = 0
                 group.spans = []  # what was held goes; the session is rejected at its end
             touched[key] = group
         if count == 0:
             yield Rejection(raw.source, raw.row, "no_conversation", "the export line holds no span")
-        for trace, number in late.items():
+        for name, number in late.items():
             yield Rejection(
                 raw.source,
                 raw.row,
                 "late_spans",
-                f"{number} span(s) of trace {trace} arrived after the trace was complete "
-                "and graded as a session",
-                trace,
+                f"{number} span(s) of {name} arrived after its session was complete and "
+                "graded, or dropped",
+                name,
             )
         for key, group in touched.items():
-            if key[0] == "trace" and group.complete():
+            if key[0] == "trace" and group.complete() and key in self._open:
                 yield self._emit(key)
+        while self._held > self._open_limit and self._open:
+            yield self._drop_largest()
+
+    def _drop_largest(self) -> Rejection:
+        """The open sessions hold more than the limit: the largest goes, rejected."""
+        key = max(self._open, key=lambda k: self._open[k].held)
+        group = self._open.pop(key)
+        self._held -= group.held
+        if key[0] != "file":
+            self._done.add(_digest(f"{key[0]}\x1f{key[1]}"))
+        return Rejection(
+            group.source,
+            group.row,
+            "incomplete_trace",
+            f"{len(group.spans):,} spans of this {group.kind} were still waiting for the rest "
+            f"of it when the sessions still open passed --max-open-mb "
+            f"{self._open_limit >> 20:,} (about {group.held / (1 << 20):,.1f} MB of it held): "
+            "dropped so that memory stays bounded; raise --max-open-mb to keep such traces",
+            group.key,
+        )
 
     def end_source(self, source: str) -> Iterator[RawRow | Rejection]:
         """The end of one file: its spans without ids are a session now."""
@@ -286,6 +361,7 @@ class Assembler:
 
     def _emit(self, key: tuple[str, str]) -> RawRow | Rejection:
         group = self._open.pop(key)
+        self._held -= group.held
         if key[0] == "trace":
             self._done.add(_digest("trace\x1f" + key[1]))
         if group.too_large:
