@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from .files import TABLE_FILE, read_small
 from .results import majority as _majority
 from .results import open_results, verdict_of
 from .stats import (
@@ -114,7 +115,7 @@ def parse_label(value: Any) -> int | None:
 def read_labels(path: Path) -> dict[str, int]:
     """Labels from JSONL (`{"session_id", "label"}`) or CSV (`session_id,label`)."""
     labels: dict[str, int] = {}
-    text = path.read_text(encoding="utf-8")
+    text = read_small(path, "--labels", TABLE_FILE).decode("utf-8")
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         rows: Iterable[Mapping[str, Any]] = (
             orjson.loads(line) for line in text.splitlines() if line.strip()

@@ -39,6 +39,7 @@ from . import transcripts
 from .asking import Asker, FatalError
 from .config import DEFAULT_CONCURRENCY, Config
 from .control import RunControl
+from .files import UnsafePath, write_atomic
 from .gateway import Gateway, Transport
 from .gateway.batch import BatchOptions as BatchSettings
 from .gateway.batch import BatchTransport
@@ -715,7 +716,9 @@ class _Run:
     def _write_json(self, name: str, data: Mapping[str, Any]) -> None:
         path = self.out / name
         try:
-            path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))
+            write_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str))
+        except UnsafePath as exc:
+            raise JournalError(str(exc)) from None
         except OSError as exc:
             raise JournalError(f"cannot write {path}: {exc.strerror or exc}") from None
 

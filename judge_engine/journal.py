@@ -28,6 +28,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from .files import UnsafePath, open_state, refuse_state_links, write_atomic
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -331,21 +333,16 @@ def write_snapshot(out_dir: Path, tag: str, done: _Done, extra: dict[str, array[
         "byteorder": sys.byteorder,
         "arrays": {name: len(values) for name, values in arrays.items()},
     }
-    target = out_dir / SNAPSHOT
-    temporary = out_dir / (SNAPSHOT + ".tmp")
-    with contextlib.suppress(OSError):
-        with open(temporary, "wb") as handle:
-            handle.write(orjson.dumps(header) + b"\n")
-            for values in arrays.values():
-                handle.write(values.tobytes())
-        os.replace(temporary, target)
+    data = orjson.dumps(header) + b"\n" + b"".join(v.tobytes() for v in arrays.values())
+    with contextlib.suppress(OSError, UnsafePath):
+        write_atomic(out_dir / SNAPSHOT, data)
 
 
 def read_snapshot(out_dir: Path, tag: str) -> tuple[_Done, dict[str, array[int]]] | None:
     """The snapshot of the journal as it is now, for this `tag`; None when there is
     none, it is another state's or another tag's, or anything about it is off."""
     try:
-        with open(out_dir / SNAPSHOT, "rb") as handle:
+        with open_state(out_dir / SNAPSHOT, "rb") as handle:
             header = orjson.loads(handle.readline(1 << 16))
             if (
                 not isinstance(header, dict)
@@ -365,7 +362,7 @@ def read_snapshot(out_dir: Path, tag: str) -> tuple[_Done, dict[str, array[int]]
                 arrays[name] = values
             if handle.read(1):
                 return None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, orjson.JSONDecodeError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # UnsafePath too
         return None
     done = _Done(arrays.pop("finished"), arrays.pop("finished_prints"), arrays.pop("failed"))
     return done, arrays
@@ -376,12 +373,16 @@ class OutLock:
 
     Every command that writes into OUT (grade, preview, sessions --out) takes it; a
     second one fails at once with one line. It is an advisory `flock` on `OUT/.lock`,
-    released by the kernel if the holder dies."""
+    released by the kernel if the holder dies. OUT itself may be a symbolic link to a
+    folder; the files in it may not (`files.refuse_state_links`): none is ever written
+    through a link."""
 
     def __init__(self, out_dir: Path) -> None:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            self._handle: IO[str] | None = open(out_dir / _LOCK, "a")  # noqa: SIM115
+            self._handle: IO[bytes] | None = open_state(out_dir / _LOCK, "ab")
+        except UnsafePath as exc:
+            raise JournalError(str(exc)) from None
         except OSError as exc:
             raise JournalError(f"cannot use {out_dir}: {exc.strerror or exc}") from None
         try:
@@ -392,6 +393,11 @@ class OutLock:
             raise JournalError(
                 f"another judge-engine command is using {out_dir} (wait for it to end)"
             ) from None
+        try:
+            refuse_state_links(out_dir)
+        except UnsafePath as exc:
+            self.release()
+            raise JournalError(str(exc)) from None
 
     def release(self) -> None:
         if self._handle is not None:
@@ -402,6 +408,40 @@ class OutLock:
                 self._handle = None
 
     def __enter__(self) -> OutLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class ReadLock:
+    """A reader's hold on OUT (`journal verify`): a shared `flock` on the lock file, so
+    no command that writes can start while it reads. `busy` says a writer holds OUT
+    now (and, with `wait`, the reader waited for it to end instead)."""
+
+    def __init__(self, out_dir: Path, *, wait: bool = False) -> None:
+        self.busy = False
+        self._fd: int | None = None
+        path = out_dir / _LOCK
+        if not path.exists():
+            return  # no command ever wrote here
+        try:
+            self._fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_SH | (0 if wait else fcntl.LOCK_NB))
+        except OSError:
+            self.busy = True
+            os.close(self._fd)
+            self._fd = None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> ReadLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -470,7 +510,10 @@ class Journal:
                 self._done, self.snapshot = found
             else:
                 self._done = _load_keys(self.path, visit)
-            self._handle = open(self.path, "ab")  # noqa: SIM115
+            self._handle = open_state(self.path, "ab")
+        except UnsafePath as exc:
+            self.close()
+            raise JournalError(str(exc)) from None
         except OSError as exc:
             self.close()
             raise JournalError(f"cannot open {self.path}: {exc.strerror or exc}") from None
@@ -479,7 +522,7 @@ class Journal:
         """Cut a last line without its newline, so the next append starts clean."""
         if not self.path.exists():
             return
-        with open(self.path, "rb+") as handle:
+        with open_state(self.path, "rb+") as handle:
             size = handle.seek(0, os.SEEK_END)
             if size == 0:
                 return

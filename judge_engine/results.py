@@ -56,6 +56,17 @@ def read_panel(out_dir: Path) -> Panel | None:
     return None
 
 
+def read_sources(out_dir: Path) -> tuple[str, ...]:
+    """The sources the latest run on OUT read, as its run.json records them."""
+    with contextlib.suppress(OSError, orjson.JSONDecodeError):
+        data = orjson.loads((out_dir / RUN_FILE).read_bytes())
+        group = data.get("sources") if isinstance(data, dict) else None
+        sources = group.get("sources") if isinstance(group, dict) else None
+        if isinstance(sources, list):
+            return tuple(s for s in sources if isinstance(s, str))
+    return ()
+
+
 def majority(votes: Sequence[int]) -> int | None:
     """The verdict more than half the votes give; None on a tie or without votes."""
     if not votes:
@@ -131,4 +142,13 @@ def verdict_of(record: Record) -> int | None:
     return record.success if record.status == OK else None
 
 
-__all__ = ["RUN_FILE", "Panel", "Results", "majority", "open_results", "read_panel", "verdict_of"]
+__all__ = [
+    "RUN_FILE",
+    "Panel",
+    "Results",
+    "majority",
+    "open_results",
+    "read_panel",
+    "read_sources",
+    "verdict_of",
+]

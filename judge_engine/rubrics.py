@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import UnsafePath, read_small
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
@@ -63,7 +65,12 @@ def builtin_dir() -> Path:
 
 
 def load_rubric(path: Path) -> Rubric:
-    data = path.read_bytes()
+    try:
+        data = read_small(path, "rubric")
+    except UnsafePath as exc:
+        raise RubricError(str(exc)) from None
+    except OSError as exc:
+        raise RubricError(f"cannot read rubric {path}: {exc.strerror or exc}") from None
     try:
         table = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -30,6 +30,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 import orjson
 
 from . import transcripts
+from .files import UnsafePath, open_state, write_atomic
 from .journal import (
     FAILED,
     JOURNAL,
@@ -56,7 +57,9 @@ class JsonlWriter:
         self.count = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle: IO[bytes] = open(path, "ab" if append else "wb")  # noqa: SIM115
+            self._handle: IO[bytes] = open_state(path, "ab" if append else "wb")
+        except UnsafePath as exc:
+            raise JournalError(str(exc)) from None
         except OSError as exc:
             raise JournalError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -205,8 +208,8 @@ def mark_scores(out_dir: Path, journal_bytes: int, panel: list[str], rows: int) 
     that finds both unchanged need not rewrite it (a finished run of 100,000 sessions
     resumes in seconds)."""
     state = {"journal_bytes": journal_bytes, "panel": panel, "rows": rows}
-    with contextlib.suppress(OSError):
-        (out_dir / SCORES_STATE).write_bytes(orjson.dumps(state))
+    with contextlib.suppress(OSError, UnsafePath):
+        write_atomic(out_dir / SCORES_STATE, orjson.dumps(state))
 
 
 def scores_current(out_dir: Path, journal_bytes: int, panel: list[str]) -> int | None:
@@ -393,14 +396,16 @@ class Verification:
         return not self.problems
 
 
-def verify(out_dir: Path, *, max_problems: int = 50) -> Verification:
+def verify(out_dir: Path, *, max_problems: int = 50, live: bool = False) -> Verification:
     """Check the journal's integrity and that scores.jsonl is exactly what it implies.
 
     Every line must parse, carry valid fields and the key its own fields hash to (an
     edited or corrupted line shows); no request may hold two verdicts; and every
     score row must equal the row the journal's latest record for its (session, slot)
     gives, with none missing or extra. A torn last line is reported, not an error:
-    the next run cuts it.
+    the next run cuts it. `live`: a run is writing OUT now, so only the journal up to
+    its size at the start (and the kept transcripts) are checked: the score columns
+    are final only when the run ends.
     """
     report = Verification()
 
@@ -415,10 +420,15 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> Verification:
         problem(f"no {JOURNAL} in {out_dir}")
         return report
     statuses: dict[str, list[str]] = {}
+    end = journal.stat().st_size if live else None
+    read = 0
     with open(journal, "rb") as handle:
         for number, line in enumerate(handle, 1):
+            read += len(line)
+            if end is not None and read > end:
+                break  # appended since this check began
             if not line.endswith(b"\n"):
-                report.torn_tail = True
+                report.torn_tail = not live  # a live run is mid-write
                 break
             report.records += 1
             record = parse_record(line)
@@ -460,6 +470,11 @@ def verify(out_dir: Path, *, max_problems: int = 50) -> Verification:
                 )
             seen.append(graded if record.status == OK else record.status)
     report.keys = len(statuses)
+    if live:
+        report.transcripts, kept_problems = transcripts.check(out_dir)
+        for text in kept_problems:
+            problem(text)
+        return report
 
     view = Results(out_dir, read_panel(out_dir))
     expected_rows = {(r.session_id, r.slot): score_row(r) for r in view.latest(first_sample=True)}

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import orjson
 
+from .files import UnsafePath, open_state
 from .journal import JournalError
 
 FILE = "transcripts.jsonl"
@@ -83,10 +84,12 @@ class TranscriptLog:
         try:
             if self._handle is None:
                 _cut_torn_tail(self.path)
-                self._handle = open(self.path, "ab")  # noqa: SIM115 - kept for the run
+                self._handle = open_state(self.path, "ab")  # kept for the run
             self._handle.write(b"".join(lines))
             self._handle.flush()
             os.fsync(self._handle.fileno())
+        except UnsafePath as exc:
+            raise JournalError(str(exc)) from None
         except OSError as exc:
             raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 

@@ -20,6 +20,7 @@ from types import ModuleType
 
 from .. import __version__
 from ..config import ConfigError
+from ..files import UnsafePath
 from ..journal import JournalError
 from ..prompt import BudgetError
 from ..redact import Secrets
@@ -69,7 +70,9 @@ check failed; 2 a mistake in the command, its options, sources or key, or a gate
 that cannot be reached; 130 interrupted (resumable); 70 a bug in judge-engine."""
 
 #: A user's mistakes, reported as one line with exit 2.
-_USER_ERRORS = (UsageError, ConfigError, SourceError, RubricError, BudgetError, JournalError)
+_USER_ERRORS = (
+    UsageError, ConfigError, SourceError, RubricError, BudgetError, JournalError, UnsafePath,
+)  # fmt: skip
 
 
 def build_parser() -> Parser:

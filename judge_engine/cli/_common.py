@@ -29,6 +29,8 @@ from ..config import (
     flatten,
     group_fields,
 )
+from ..files import UnsafePath, check_output, read_small
+from ..results import read_sources
 from ..sessions import Rejection, Session, read_sessions
 
 if sys.version_info >= (3, 11):
@@ -145,10 +147,13 @@ def given(args: argparse.Namespace, groups: Sequence[str]) -> dict[str, Any]:
 
 
 def read_config_file(path: str) -> dict[str, Any]:
-    """Options from a TOML file, or a JSON one (a run's own run.json), by field name."""
+    """Options from a TOML file, or a JSON one (a run's own run.json), by field name:
+    a regular file of at most `files.SMALL_FILE` bytes."""
     file = Path(path)
     try:
-        text = file.read_bytes()
+        text = read_small(file, "--config")
+    except UnsafePath as exc:
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot read --config {file}: {exc.strerror or exc}") from None
     try:
@@ -225,10 +230,15 @@ def api_key(config: Config) -> str | None:
     return os.environ.get(config.gateway.api_key_env) or None
 
 
-def writable_file(path: str, what: str) -> Path:
-    """An output file's path, checked before any work: its folder must exist and it
-    must not be a folder itself."""
+def writable_file(path: str, what: str, out: Path | None = None) -> Path:
+    """An output file's path, checked before any work: its folder must exist, it must
+    not be a folder itself, and it may not resolve (through symbolic links too) to a
+    state file of any results folder or to a source of the run in `out`."""
     target = Path(path)
+    try:
+        check_output(target, what, read_sources(out) if out is not None else ())
+    except UnsafePath as exc:
+        raise UsageError(str(exc)) from None
     if target.is_dir():
         raise UsageError(f"cannot write {what} {target}: it is a folder, not a file")
     if not target.parent.is_dir():

@@ -48,14 +48,14 @@ def add(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ..agreement import agree, render  # imported here: other commands start faster
 
-    target = writable_file(args.json, "--json") if args.json else None
+    target = writable_file(args.json, "--json", Path(args.out)) if args.json else None
     labels = Path(args.labels) if args.labels else None
-    if labels is not None and not labels.is_file():
-        raise UsageError(f"--labels {labels}: no such file")
     try:
         result = agree(Path(args.out), by=args.by, labels_file=labels, all_judges=args.all_judges)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
     print(render(result))
     if target is not None:
         write_output(target, orjson.dumps(result, option=orjson.OPT_INDENT_2), "--json")

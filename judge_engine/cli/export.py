@@ -29,7 +29,7 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    target = writable_file(args.file, "--file") if args.file else None
+    target = writable_file(args.file, "--file", Path(args.out)) if args.file else None
     try:
         path, rows = export(Path(args.out), args.to, target)
     except FileNotFoundError as exc:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..journal import ReadLock
 from ..sinks import verify
-from ._common import Parser
+from ._common import Parser, UsageError
 
 NAME = "journal"
 HELP = "check a results folder: the journal's integrity and its score columns"
@@ -24,18 +25,39 @@ def add(parser: argparse.ArgumentParser) -> None:
         "key its own fields hash to; that no request holds two verdicts; and that "
         "scores.jsonl holds exactly one row per (session, judge slot), each equal to what "
         "the journal's latest record gives; and that every kept transcript (what the judges "
-        "read, transcripts.jsonl) decompresses to its digest. Exit 0 when all holds, 1 "
-        "otherwise.",
+        "read, transcripts.jsonl) decompresses to its digest. While a grade run writes OUT, "
+        "the journal is checked up to where it was when the check began and the score "
+        "columns are left for the end of the run (say --wait to wait for it). Exit 0 when "
+        "all holds, 1 otherwise.",
     )
     check.add_argument("out", metavar="OUT", help="a results folder a grade run wrote")
+    check.add_argument(
+        "--wait",
+        action="store_true",
+        help="when a run is writing OUT, wait for it to end, then check everything",
+    )
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    report = verify(Path(args.out))
+    out = Path(args.out)
+    if not out.is_dir():
+        raise UsageError(f"{out}: no such folder")
+    with ReadLock(out, wait=args.wait) as lock:
+        if lock.busy:
+            print(
+                f"a run is in progress on {out}: the journal is checked up to where it is "
+                "now; the score columns are final when the run ends (--wait waits for it)"
+            )
+        report = verify(out, live=lock.busy)
     print(
         f"{report.records:,} journal records for {report.keys:,} requests: {report.verdicts:,} "
         f"verdicts, {report.failures:,} failures, {report.skips:,} guard skips; "
-        f"{report.score_rows:,} score rows; {report.transcripts:,} kept transcripts"
+        + (
+            "score rows not checked (the run is writing them)"
+            if lock.busy
+            else f"{report.score_rows:,} score rows"
+        )
+        + f"; {report.transcripts:,} kept transcripts"
     )
     if report.torn_tail:
         print("the last line is torn (a run was killed mid-write); the next run cuts it")

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError(str(exc)) from None
     out = Path(args.out)
     if args.html:
-        return _html(out, writable_file(args.html, "--html"), args.all_judges)
+        return _html(out, writable_file(args.html, "--html", out), args.all_judges)
     try:
         report = build(
             out,

@@ -46,6 +46,7 @@ import anyio
 import anyio.abc
 import orjson
 
+from ..files import open_state
 from ..redact import redact_text
 from .client import (
     RETRYABLE_STATUS,
@@ -164,7 +165,7 @@ class SubmissionLog:
         self.run_id = ""
         self.submissions: dict[str, Submission] = {}
         self._load()
-        self._handle = None if read_only else open(self.path, "ab")  # noqa: SIM115
+        self._handle = None if read_only else open_state(self.path, "ab")
         if not self.run_id and not read_only:
             self.run_id = secrets.token_hex(6)
             self._write({"event": "run", "run": self.run_id})

@@ -36,6 +36,7 @@ import anyio
 import orjson
 from yarl import URL
 
+from ..files import UnsafePath, open_state
 from ..redact import redact_text
 from .hints import MAX_HINT_S, RateInfo, rate_info, retry_after
 from .limits import AdaptiveLimit, RequestPacer, ThrottleEvidence, TokenWindow
@@ -528,8 +529,8 @@ def _read_time(path: Path) -> float | None:
 def _write_time(path: Path) -> None:
     """Record now as the latest request's time (not fsync'd: a process killed keeps its
     page cache; only a power loss could lose it)."""
-    with contextlib.suppress(OSError):
-        path.write_text(f"{time.time():.6f}\n", encoding="ascii")
+    with contextlib.suppress(OSError, UnsafePath), open_state(path, "wb") as handle:
+        handle.write(f"{time.time():.6f}\n".encode("ascii"))
 
 
 async def _read_capped(response: aiohttp.ClientResponse, status: int) -> bytes:
