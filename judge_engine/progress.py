@@ -18,6 +18,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .terminal import escape_field, raw
+
 
 @dataclass
 class JudgeTally:
@@ -80,7 +82,7 @@ class Progress:
             initial=initial,
             unit="session",
             disable=quiet,
-            file=sys.stderr,
+            file=raw(sys.stderr),  # it draws with a carriage return; its figures are escaped
             dynamic_ncols=True,
             mininterval=0.5,
             smoothing=0.1,
@@ -93,7 +95,7 @@ class Progress:
         now = time.monotonic()
         if now - self._shown >= 0.5:
             self._shown = now
-            self._bar.set_postfix(status, refresh=False)
+            self._bar.set_postfix(_inert(status), refresh=False)
 
     def set_total(self, total: int | None) -> None:
         """The number of sessions, once it is known (counted beside the run)."""
@@ -109,12 +111,18 @@ class Progress:
     def refresh(self, status: dict[str, Any]) -> None:
         """Redraw with new figures though no session finished (a pause, a slow reply)."""
         self._shown = time.monotonic()
-        self._bar.set_postfix(status, refresh=True)
+        self._bar.set_postfix(_inert(status), refresh=True)
 
     def close(self, status: dict[str, Any] | None = None) -> None:
         if status is not None:
-            self._bar.set_postfix(status, refresh=True)  # the final figures, unthrottled
+            # the final figures, unthrottled
+            self._bar.set_postfix(_inert(status), refresh=True)
         self._bar.close()
+
+
+def _inert(status: dict[str, Any]) -> dict[str, Any]:
+    """The figures with any text a server gave made inert (`terminal`)."""
+    return {k: escape_field(v) if isinstance(v, str) else v for k, v in status.items()}
 
 
 def format_summary(

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
-from .. import __version__
+from .. import __version__, terminal
 from ..config import ConfigError
 from ..files import UnsafePath
 from ..journal import JournalError
@@ -106,11 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command = next(m for m in COMMANDS if args.command == m.NAME)
     try:
-        code: int = command.run(args, arguments)
-        sys.stdout.flush()
+        with terminal.install():  # nothing from a trace or a server moves the cursor
+            code: int = command.run(args, arguments)
+            sys.stdout.flush()
         return code
     except _USER_ERRORS as exc:
-        print(f"judge-engine: error: {_scrub(str(exc), args)}", file=sys.stderr)
+        print(f"judge-engine: error: {_line(str(exc), args)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return _closed_pipe()
@@ -119,12 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a bug: one scrubbed line, never the key
         print(
-            f"judge-engine: internal error: {type(exc).__name__}: {_scrub(str(exc), args)}",
+            f"judge-engine: internal error: {type(exc).__name__}: {_line(str(exc), args)}",
             file=sys.stderr,
         )
         if os.environ.get("JUDGE_ENGINE_DEBUG"):
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            print(_scrub(text, args), file=sys.stderr)
+            print(terminal.escape(_scrub(text, args)), file=sys.stderr)
         else:
             print(
                 "judge-engine: set JUDGE_ENGINE_DEBUG=1 for the traceback; finished work "
@@ -150,6 +151,11 @@ def _closed_pipe() -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+def _line(text: str, args: argparse.Namespace) -> str:
+    """An error's text as one inert line: scrubbed, its controls and newlines escaped."""
+    return terminal.escape_field(_scrub(text, args))
 
 
 def _scrub(text: str, args: argparse.Namespace) -> str:

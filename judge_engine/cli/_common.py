@@ -32,6 +32,7 @@ from ..config import (
 from ..files import UnsafePath, check_output, read_small
 from ..results import read_sources
 from ..sessions import Rejection, Session, read_sessions
+from ..terminal import escape_field
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,6 +54,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        message = escape_field(message)  # it may quote what was typed
         self.exit(2, f"judge-engine: error: {message} (see {self.prog} --help)\n")
 
 
