@@ -169,7 +169,7 @@ class Asker:
                 else {**request.body, "response_format": response_format(False)}
             )
             try:
-                reply = await self.transport.send(body, estimate, headers)
+                reply = await self.transport.send(body, estimate, headers, model=judge)
                 cpu = time.thread_time()
                 try:
                     done = completion(reply.data, judge, check_model=self.check_model)
@@ -228,6 +228,10 @@ class Asker:
                 error = exc.describe()
                 hint = exc.retry_after_s
                 transient = exc.retryable
+                if exc.later:  # for the next run, not for a retry now
+                    return self._failed(
+                        base, error, raw, usage, attempts, spent, judge, False, transient=True
+                    )
                 if not exc.retryable:
                     counted = exc.kind != "too_large_for_tpm"
                     return self._failed(base, error, raw, usage, attempts, spent, judge, counted)

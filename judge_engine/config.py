@@ -241,7 +241,7 @@ class GatewayOptions:
         None,
         f"requests in flight at most (default {DEFAULT_CONCURRENCY}, reached by a slow start "
         "from 8 that doubles each round trip; a number given is used from the start; with "
-        "--batch: requests waiting for their batches, default twice --batch-size)",
+        "--batch: requests waiting for their batches, default twice --batch-size per judge model)",
         metavar="N",
     )
     rpm: float | None = option(
@@ -442,10 +442,13 @@ class Config:
 
     def in_flight(self) -> int:
         """Requests sent and not yet answered, at most: --concurrency; by default 64
-        live, and two batches' worth with --batch."""
+        live, and two batches' worth per judge model with --batch (one model a batch)."""
         if self.gateway.concurrency is not None:
             return self.gateway.concurrency
-        return 2 * self.batch.batch_size if self.batch.batch else DEFAULT_CONCURRENCY
+        if not self.batch.batch:
+            return DEFAULT_CONCURRENCY
+        models = {*self.panel.judge, *self.panel.fallback_judge}
+        return 2 * self.batch.batch_size * max(1, len(models))
 
     def price_table(self) -> PriceTable:
         """The prices a run pays: live, or at batch prices with --batch."""

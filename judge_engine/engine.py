@@ -137,6 +137,8 @@ class RunResult:
     score_rows: int = 0
     #: Sessions graded before whose row has changed since (see `regrade_changed`).
     changed: int = 0
+    #: Requests a batch's files answered twice, differently (asked again).
+    conflicting: int = 0
     judges: dict[str, JudgeTally] = field(default_factory=dict)
     #: CPU seconds by stage: read (sources, adapters, planning, resume check), render,
     #: parse (verdicts), journal (durable writes, score rows), and the rest: HTTP, the
@@ -674,6 +676,7 @@ class _Run:
         if transport is not None:
             result.requests_sent = transport.stats.sent
             result.throttled = transport.stats.throttled
+            result.conflicting = transport.stats.conflicts
         control = getattr(self, "control", None)
         result.stopped = control.reason if control is not None else None
         result.not_reached = self.open_jobs

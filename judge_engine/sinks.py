@@ -36,6 +36,7 @@ from .journal import (
     JOURNAL,
     OK,
     SKIPPED,
+    SUBMISSIONS,
     JournalError,
     Record,
     parse_record,
@@ -390,10 +391,31 @@ class Verification:
     transcripts: int = 0
     torn_tail: bool = False
     problems: list[str] = field(default_factory=list)
+    #: Failures by reason (the error's first word), for the run's record.
+    failure_reasons: Counter[str] = field(default_factory=Counter)
+    #: Requests a batch's files answered twice, differently (`batches.jsonl`): neither
+    #: answer was taken and they were asked again.
+    conflicting: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def _conflicts(out_dir: Path) -> int:
+    """Requests a batch's files answered twice, differently, as the log of submissions
+    records them."""
+    path = out_dir / SUBMISSIONS
+    if not path.exists():
+        return 0
+    keys: set[str] = set()
+    with open(path, "rb") as handle:
+        for line in handle:
+            with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
+                event = orjson.loads(line)
+                if event.get("event") == "conflict":
+                    keys.update(k for k in event.get("keys", ()) if isinstance(k, str))
+    return len(keys)
 
 
 def verify(out_dir: Path, *, max_problems: int = 50, live: bool = False) -> Verification:
@@ -451,6 +473,7 @@ def verify(out_dir: Path, *, max_problems: int = 50, live: bool = False) -> Veri
                     problem(f"journal line {number}: a verdict without valid success/confidence")
             elif record.status == FAILED:
                 report.failures += 1
+                report.failure_reasons[(record.error or "unknown").split(":")[0]] += 1
                 if not record.error:
                     problem(f"journal line {number}: a failure without its reason")
             elif record.status == SKIPPED:
@@ -470,6 +493,7 @@ def verify(out_dir: Path, *, max_problems: int = 50, live: bool = False) -> Veri
                 )
             seen.append(graded if record.status == OK else record.status)
     report.keys = len(statuses)
+    report.conflicting = _conflicts(out_dir)
     if live:
         report.transcripts, kept_problems = transcripts.check(out_dir)
         for text in kept_problems:

@@ -68,9 +68,12 @@ async def test_a_batch_run_gives_the_verdicts_a_live_run_gives(tmp_path: Path) -
     assert _verdicts(tmp_path / "live") == _verdicts(tmp_path / "batch")
     assert len(_verdicts(tmp_path / "batch")) == 24
     assert stats["submitted_requests"] == 24 and stats["submitted_twice"] == 0
-    assert stats["batches"] == {"completed": 3}  # 24 requests, 10 a batch
+    # 12 requests a model, one model a batch (the simulator refuses mixed files), 10 a batch
+    assert stats["batches"] == {"completed": 4}
     log = read_jsonl(tmp_path / "batch" / "batches.jsonl")
-    assert [e["event"] for e in log].count("created") == 3
+    assert [e["event"] for e in log].count("created") == 4
+    planned = [e for e in log if e["event"] == "planned"]
+    assert sorted(e["model"] for e in planned) == ["gpt-4.1", "gpt-4.1", "o3", "o3"]
     assert (
         await anyio.run_process(
             [sys.executable, "-m", "judge_engine", "journal", "verify", str(tmp_path / "batch")],
@@ -138,8 +141,9 @@ async def test_an_expired_batch_gives_what_it_finished_and_the_rest_goes_again(
     assert result.status == "done", result.message
     assert len(_verdicts(tmp_path / "out")) == 16
     assert stats["batches"]["expired"] == 1
-    # half the first batch (10) expired and was submitted again: none twice answered
-    assert stats["submitted_requests"] == 16 + 5 and stats["answered_twice"] == 0
+    # half the first batch (8 requests of one model) expired and was submitted again:
+    # none twice answered
+    assert stats["submitted_requests"] == 16 + 4 and stats["answered_twice"] == 0
 
 
 async def test_a_failed_batch_is_a_permanent_failure_with_its_reason(tmp_path: Path) -> None:
@@ -149,14 +153,15 @@ async def test_a_failed_batch_is_a_permanent_failure_with_its_reason(tmp_path: P
         result, _ = await grade(_config(source, sim.url, out), KEY)
         stats = sim.stats()
         assert result.status == "incomplete", result.message
-        assert result.failed == 10 and result.failed_transient == 0
+        # the first batch (8 requests, one model) failed; the other model's completed
+        assert result.failed == 8 and result.failed_transient == 0
         failures = [r for r in read_jsonl(out / "journal.jsonl") if r.get("error")]
-        assert len(failures) == 10
+        assert len(failures) == 8 and len({r["judge"] for r in failures}) == 1
         assert all("injected failure: invalid_request" in str(r["error"]) for r in failures)
         assert stats["batches"] == {"failed": 1, "completed": 1}
         # the same command leaves them; --retry-failed submits them again
         again, _ = await grade(_config(source, sim.url, out), KEY)
-        assert again.failed_before == 10 and sim.stats()["submitted_requests"] == 6
+        assert again.failed_before == 8 and sim.stats()["submitted_requests"] == 8
         again, _ = await grade(_config(source, sim.url, out, retry_failed=True), KEY)
         assert sim.stats()["submitted_requests"] == 16
     assert again.status == "done" and len(_verdicts(out)) == 16
@@ -165,17 +170,18 @@ async def test_a_failed_batch_is_a_permanent_failure_with_its_reason(tmp_path: P
 async def test_a_batch_refused_for_the_enqueued_token_limit_waits_and_goes_again(
     tmp_path: Path,
 ) -> None:
-    # room for one batch at a time: the second is refused until the first ends
-    source = _source(tmp_path, 8)
+    # room for one batch of a model at a time (the limit is per model): a model's second
+    # batch is refused until its first ends, while the other model's go on
+    source = _source(tmp_path, 16)
     async with Simulator(SimConfig(batch_delay_s=0.1)) as sim:
-        await grade(_config(source, sim.url, tmp_path / "measure", batch_size=8), KEY)
+        await grade(_config(source, sim.url, tmp_path / "measure", batch_size=4), KEY)
         largest = max(b.tokens for b in sim.batches.batches.values())
-    sim_config = SimConfig(batch_delay_s=0.5, batch_token_limit=largest * 3 // 2)
+    sim_config = SimConfig(batch_delay_s=2.0, batch_token_limit=largest * 3 // 2)
     async with Simulator(sim_config) as sim:
-        result, _ = await grade(_config(source, sim.url, tmp_path / "out", batch_size=8), KEY)
+        result, _ = await grade(_config(source, sim.url, tmp_path / "out", batch_size=4), KEY)
         stats = sim.stats()
     assert result.status == "done", result.message
-    assert len(_verdicts(tmp_path / "out")) == 16
+    assert len(_verdicts(tmp_path / "out")) == 32
     assert stats["batches"]["failed"] >= 1  # refused at least once
     assert stats["submitted_twice"] == 0
 
@@ -333,11 +339,17 @@ async def test_batches_unknown_to_the_gateway_fail_clearly_and_fresh_sets_them_a
     async with Simulator(SimConfig(batch_delay_s=30.0)) as sim:
         submitted, _ = await grade(_config(source, sim.url, out, no_wait=True), KEY)
     assert submitted.status == "submitted" and submitted.submitted == 8
-    async with Simulator(SimConfig(batch_delay_s=0.1)) as other:  # another gateway
-        lost, _ = await grade(_config(source, other.url, out), KEY)
+    # Another gateway: its 404s are taken for a batch not visible yet for `not_found_s`
+    # (two minutes by default; one second here), then its listing is consulted.
+    patient = BatchOptions(batch_size=10, linger_s=0.2, poll_min_s=0.05, not_found_s=1.0)
+    async with Simulator(SimConfig(batch_delay_s=0.1)) as other:
+        async with BatchTransport(other.url, KEY, out, patient) as batches:
+            lost, _ = await grade(_config(source, other.url, out), KEY, transport=batches)
         assert lost.status == "incomplete" and lost.failed == 8 and lost.failed_transient == 0
         errors = {str(r["error"]) for r in read_jsonl(out / "journal.jsonl") if r.get("error")}
         assert all("unknown to" in e and "--retry-failed" in e for e in errors), errors
+        assert all("answered 404 for 1 s" in e and "listing" in e for e in errors), errors
+        assert other.batches.calls["list_batches"] >= 1
         again, _ = await grade(_config(source, other.url, out, retry_failed=True), KEY)
         assert again.status == "done" and other.stats()["submitted_requests"] == 8
         fresh, _ = await grade(_config(source, other.url, out, fresh=True), KEY)

@@ -31,7 +31,12 @@ class InProcess:
         return 0
 
     async def send(
-        self, body: bytes, estimated_tokens: int, extra_headers: Mapping[str, str] | None = None
+        self,
+        body: bytes,
+        estimated_tokens: int,
+        extra_headers: Mapping[str, str] | None = None,
+        *,
+        model: str | None = None,
     ) -> Reply:
         data = orjson.loads(body)
         self.stats.sent += 1

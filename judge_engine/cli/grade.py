@@ -116,6 +116,11 @@ def _closing(result: RunResult, config: Config, resume: str) -> None:
         f"{result.rejected:,} rejected rows ({out / 'rejected.jsonl'})\n"
         f"score columns: {out / 'scores.jsonl'} ({result.score_rows:,} rows)"
     )
+    if result.conflicting:
+        print(
+            f"\n{result.conflicting:,} requests were answered twice, differently, in a batch's "
+            "files (conflicting_answers): neither answer was taken, and they were asked again"
+        )
     for slot, count in result.skipped_slots.items():
         print(
             f"\nthe guard skipped slot {slot} on {count:,} sessions its own model produced; "

@@ -59,6 +59,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         )
         + f"; {report.transcripts:,} kept transcripts"
     )
+    if report.failure_reasons:
+        reasons = ", ".join(f"{n:,} {why}" for why, n in report.failure_reasons.most_common())
+        print(f"failures by reason: {reasons}")
+    if report.conflicting:
+        print(
+            f"{report.conflicting:,} requests were answered twice, differently, in a batch's "
+            "files (conflicting_answers): neither answer was taken; they were asked again"
+        )
     if report.torn_tail:
         print("the last line is torn (a run was killed mid-write); the next run cuts it")
     for problem in report.problems:

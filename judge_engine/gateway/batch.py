@@ -20,16 +20,31 @@ submission carries is never put in another, unless that submission's answer for 
 was a failure another try may pass (then it goes in a later batch, or live with
 `fallback`), or the submission never reached the server.
 
-Requests wait `linger_s` for company, then go in a batch of at most `batch_size`
-requests and `MAX_FILE_BYTES`. A batch refused for the enqueued-token limit waits and
-is created again from the same file. Polls back off from `poll_min_s` to `poll_max_s`
-and honour the server's Retry-After. With `no_wait`, requests end as soon as they are
-submitted (kind "submitted"): the same command collects later.
+One model per file and per batch, as the documentation requires ("each input file can
+only include requests to a single model"): requests wait in a queue per model they
+name (each judge, each fallback), `linger_s` for company, then go in a batch of at most
+`batch_size` requests and `MAX_FILE_BYTES` of that model alone. A batch refused for
+the enqueued-token limit (a limit per model) waits for another batch of the same model
+to end and is created again from the same file. Polls back off from `poll_min_s` to
+`poll_max_s` and honour the server's Retry-After. With `no_wait`, requests end as soon
+as they are submitted (kind "submitted"): the same command collects later.
+
+Downloads and the server's memory are not trusted blindly: an output or error file is
+read under an idle timeout (not the per-request one: a large file over a slow link is
+collected) and the size caps, and a dropped, short or stalled download is tried again
+with a backoff; a 404 on a poll or a file is tried again for `not_found_s` (a new batch
+may not be visible yet, a file may be replicating) before the listing is consulted and
+the run says exactly what is missing. A completed batch whose output cannot be read
+keeps its keys (the same command tries again; nothing is paid twice) until the user
+gives it up (`judge-engine batches OUT --forget BATCH`). An output that answers one
+`custom_id` twice counts identical lines once; different answers fail that request
+(`conflicting_answers`), asked again by the rule for failed lines.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 import secrets
@@ -83,6 +98,8 @@ _ENQUEUED = frozenset({"validating", "in_progress", "finalizing"})
 TOKEN_TRIES = 5
 #: Pages of `GET /batches` looked through for a submission a kill left unrecorded.
 _LIST_PAGES = 50
+#: Tries of one file download (a dropped, short or stalled transfer is tried again).
+DOWNLOAD_TRIES = 6
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,13 @@ class BatchOptions:
     token_wait_s: float = 30.0
     completion_window: str = "24h"
     no_wait: bool = False
+    #: How long a 404 on a poll or a file is taken for a server that does not see it
+    #: yet (tried again with a backoff), before the listing is consulted.
+    not_found_s: float = 120.0
+    #: A file download ends when no byte arrives for this long (then it is tried again).
+    download_idle_s: float = 60.0
+    #: The first wait before a download or a 404 is tried again (it doubles, to 30 s).
+    retry_base_s: float = 1.0
 
 
 @dataclass
@@ -108,6 +132,8 @@ class _Waiter:
     """One request waiting for its batch's answer."""
 
     body: bytes = b""
+    #: The model the request names: its batch holds requests to that model only.
+    model: str = ""
     done: anyio.Event = field(default_factory=anyio.Event)
     reply: Reply | None = None
     error: GatewayError | None = None
@@ -123,6 +149,26 @@ class _Waiter:
 
 
 @dataclass
+class _Queue:
+    """Requests of one model waiting for a batch."""
+
+    items: dict[str, _Waiter] = field(default_factory=dict)
+    #: Bytes of their bodies.
+    size: int = 0
+    #: When its oldest request began to wait.
+    oldest: float = 0.0
+
+
+def _model_of(body: bytes) -> str:
+    """The model a request body names (for a caller that did not say)."""
+    try:
+        value = orjson.loads(body).get("model")
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+@dataclass
 class Submission:
     """One batch submission: its keys, and how far it got (from the log or this run)."""
 
@@ -130,6 +176,8 @@ class Submission:
     keys: list[str]
     filename: str
     planned_at: float
+    #: The one model its requests name ("" in logs written before it was recorded).
+    model: str = ""
     file_id: str | None = None
     batch_id: str | None = None
     #: The batch's last known state, for the progress line.
@@ -192,6 +240,7 @@ class SubmissionLog:
                 [str(k) for k in event["keys"]],
                 str(event["file"]),
                 float(event["at"]),
+                model=str(event.get("model") or ""),
                 recovered=True,
             )
             return
@@ -211,14 +260,16 @@ class SubmissionLog:
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
-    def plan(self, keys: list[str]) -> Submission:
-        """A new submission of these keys, recorded before anything is uploaded."""
+    def plan(self, keys: list[str], model: str = "") -> Submission:
+        """A new submission of these keys (all to `model`), recorded before anything
+        is uploaded."""
         tag = f"{self.run_id}-{len(self.submissions) + 1:06d}"
-        submission = Submission(tag, keys, f"judge-engine-{tag}.jsonl", time.time())
+        submission = Submission(tag, keys, f"judge-engine-{tag}.jsonl", time.time(), model)
         self._write(
             {
                 "event": "planned",
                 "tag": tag,
+                "model": model,
                 "keys": keys,
                 "file": submission.filename,
                 "at": submission.planned_at,
@@ -227,7 +278,7 @@ class SubmissionLog:
         self.submissions[tag] = submission
         return submission
 
-    def record(self, submission: Submission, event: str, **values: str) -> None:
+    def record(self, submission: Submission, event: str, **values: Any) -> None:
         self._write({"event": event, "tag": submission.tag, **values})
         self._apply({"event": event, "tag": submission.tag, **values})
 
@@ -261,6 +312,22 @@ class BatchState:
     problem: str = ""
     #: Whether `--cancel` asked the server to cancel it now.
     cancelled: bool = False
+
+
+def forget(out_dir: Path, batch_id: str) -> int:
+    """Give up a batch whose answers cannot be collected (its output file cannot be
+    read): the log records it lost, so the next run submits its requests anew (and pays
+    for them again). Returns how many requests it held; `KeyError` if the log names no
+    such batch."""
+    log = SubmissionLog(out_dir)
+    try:
+        for submission in log.submissions.values():
+            if submission.batch_id == batch_id and not submission.void:
+                log.record(submission, "lost")
+                return len(submission.keys)
+    finally:
+        log.close()
+    raise KeyError(batch_id)
 
 
 async def batch_states(
@@ -465,33 +532,62 @@ class BatchClient:
                 return
             after = last
 
-    async def lines(self, file_id: str) -> AsyncIterator[dict[str, Any]]:
-        """The JSON lines of a file's content, a line at a time (bounded)."""
+    async def lines(
+        self, file_id: str, *, idle_s: float = 60.0
+    ) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
+        """The JSON lines of a file's content, each with its bytes, a line at a time
+        (bounded by `_MAX_LINE` and `_MAX_FILE`). The download may take as long as it
+        needs while bytes keep arriving: it fails (retryably) when none arrives for
+        `idle_s`, or the connection drops, or the body ends short of its length."""
         assert self._session is not None
         self.calls["GET content"] += 1
-        async with self._session.get(
-            self._url(f"/files/{file_id}/content"), allow_redirects=False
-        ) as response:
-            if response.status != 200:
-                raise GatewayError(
-                    "server_error" if response.status >= 500 else "client_error",
-                    f"GET /files/{file_id}/content answered {response.status}",
-                    status=response.status,
-                    retryable=True,
-                )
-            buffer = b""
-            async for chunk in body_chunks(response, response.status, _MAX_FILE):
-                buffer += chunk
-                *complete, buffer = buffer.split(b"\n")
-                if len(buffer) > _MAX_LINE:
-                    raise GatewayError("bad_response", "an output line over 16 MB", retryable=True)
-                for line in complete:
-                    parsed = _json_line(line)
-                    if parsed is not None:
-                        yield parsed
-            parsed = _json_line(buffer)
-            if parsed is not None:
-                yield parsed
+        path = f"/files/{file_id}/content"
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=idle_s)
+        try:
+            async with self._session.get(
+                self._url(path), allow_redirects=False, timeout=timeout
+            ) as response:
+                if 300 <= response.status < 400:
+                    raise GatewayError(
+                        "redirect",
+                        f"GET {path} was redirected ({response.status}); requests are not "
+                        "sent on to another address",
+                        status=response.status,
+                        retryable=False,
+                    )
+                if response.status != 200:
+                    raw = await _read_capped(response, response.status)
+                    message = self.scrub(_error_message(raw[:2000].decode("utf-8", "replace")))
+                    raise GatewayError(
+                        "auth" if response.status == 401 else "download_failed",
+                        f"GET {path} answered {response.status}: {message[:200]}",
+                        status=response.status,
+                        retryable=response.status != 401,
+                    )
+                buffer = b""
+                async for chunk in body_chunks(response, response.status, _MAX_FILE):
+                    buffer += chunk
+                    *complete, buffer = buffer.split(b"\n")
+                    if len(buffer) > _MAX_LINE:
+                        raise GatewayError(
+                            "bad_response", "an output line over 16 MB", retryable=True
+                        )
+                    for line in complete:
+                        parsed = _json_line(line)
+                        if parsed is not None:
+                            yield line, parsed
+                parsed = _json_line(buffer)
+                if parsed is not None:
+                    yield buffer, parsed
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            what = (
+                f"no byte for {idle_s:g} s"
+                if isinstance(exc, TimeoutError)
+                else self.scrub(f"{type(exc).__name__}: {exc}")[:200]
+            )
+            raise GatewayError(
+                "download_failed", f"GET {path} broke off: {what}", retryable=True
+            ) from None
 
 
 def _json_line(line: bytes) -> dict[str, Any] | None:
@@ -531,8 +627,8 @@ class BatchTransport:
         self._fallback = fallback
         self._log: SubmissionLog | None = None
         self._owner: dict[str, Submission] = {}
-        self._pending: dict[str, tuple[bytes, _Waiter]] = {}
-        self._pending_bytes = 0
+        #: Requests waiting for a batch, per model they name.
+        self._queues: dict[str, _Queue] = {}
         self._arrived = anyio.Event()
         self._stopped = False
         #: Keys whose batch answer was a failure another try may pass (`fallback`).
@@ -548,10 +644,15 @@ class BatchTransport:
     @property
     def in_flight(self) -> int:
         waiting = sum(len(s.waiters) for s in self._active())
-        return waiting + len(self._pending)
+        return waiting + sum(len(q.items) for q in self._queues.values())
 
     async def send(
-        self, body: bytes, estimated_tokens: int, extra_headers: Mapping[str, str] | None = None
+        self,
+        body: bytes,
+        estimated_tokens: int,
+        extra_headers: Mapping[str, str] | None = None,
+        *,
+        model: str | None = None,
     ) -> Reply:
         if self._stopped:
             raise GatewayError("stopped", "the run is stopping", retryable=False)
@@ -559,8 +660,8 @@ class BatchTransport:
         if not key:
             raise GatewayError("client_error", "a batch request needs its key", retryable=False)
         if self._fallback is not None and key in self._retried:
-            return await self._fallback.send(body, estimated_tokens, extra_headers)
-        waiter = _Waiter(body)
+            return await self._fallback.send(body, estimated_tokens, extra_headers, model=model)
+        waiter = _Waiter(body, model or _model_of(body))
         submission = self._owner.get(key)
         if submission is not None:
             await self._recovered(submission)
@@ -570,9 +671,12 @@ class BatchTransport:
         return await self._outcome(key, waiter)
 
     def _queue(self, key: str, waiter: _Waiter) -> None:
-        """The request waits for the next batch."""
-        self._pending[key] = (waiter.body, waiter)
-        self._pending_bytes += len(waiter.body)
+        """The request waits for the next batch of its model."""
+        queue = self._queues.setdefault(waiter.model, _Queue())
+        if not queue.items:
+            queue.oldest = time.monotonic()
+        queue.items[key] = waiter
+        queue.size += len(waiter.body)
         self._arrived.set()
 
     def backoff(self, attempt: int, hint_s: float | None) -> float:
@@ -581,8 +685,9 @@ class BatchTransport:
 
     def status(self) -> str:
         active = self._active()
+        waiting = sum(len(q.items) for q in self._queues.values())
         if not active:
-            return f"{len(self._pending)} waiting for a batch" if self._pending else ""
+            return f"{waiting} waiting for a batch" if waiting else ""
         states = Counter(s.status for s in active)
         done = sum(s.counts.get("completed", 0) + s.counts.get("failed", 0) for s in active)
         total = sum(s.counts.get("total", 0) or len(s.keys) for s in active)
@@ -594,8 +699,9 @@ class BatchTransport:
         submitted go on at the server: the same command collects them."""
         self._stopped = True
         stopped = GatewayError("stopped", "the run is stopping", retryable=False)
-        for _, waiter in self._pending.values():
-            waiter.settle(stopped)
+        for queue in self._queues.values():
+            for waiter in queue.items.values():
+                waiter.settle(stopped)
         for submission in self._active():
             for waiter in submission.waiters.values():
                 waiter.settle(stopped)
@@ -643,59 +749,73 @@ class BatchTransport:
     # --- submitting ----------------------------------------------------------------------
 
     async def _flusher(self) -> None:
-        """Put waiting requests in batches: when a batch is full, or when no request
-        arrived for `linger_s`."""
+        """Put waiting requests in batches, one model per batch: a model's queue goes
+        when it fills a batch or its oldest request waited `max_linger_s`; every queue
+        goes when no request arrived for `linger_s`."""
         options = self.options
         limit = min(options.batch_size, MAX_REQUESTS)
-        oldest = 0.0
         while not self._stopped:
-            if not self._pending:
+            if not any(q.items for q in self._queues.values()):
                 await self._arrived.wait()
                 self._arrived = anyio.Event()
-                oldest = time.monotonic()
                 continue
-            full = len(self._pending) >= limit or self._pending_bytes >= MAX_FILE_BYTES
-            overdue = time.monotonic() - oldest >= options.max_linger_s
-            if not full and not overdue:
+            now = time.monotonic()
+            ready = [
+                model
+                for model, queue in self._queues.items()
+                if queue.items
+                and (
+                    len(queue.items) >= limit
+                    or queue.size >= MAX_FILE_BYTES
+                    or now - queue.oldest >= options.max_linger_s
+                )
+            ]
+            if not ready:
                 with anyio.move_on_after(options.linger_s):
                     await self._arrived.wait()
                     self._arrived = anyio.Event()
                     continue  # more came: wait for company again (or a full batch)
-            batch = self._take(limit)  # requests stopped meanwhile are left out
-            oldest = time.monotonic()
-            if batch:
-                assert self._tasks is not None
-                self._tasks.start_soon(self._submit, batch)
+                ready = [model for model, queue in self._queues.items() if queue.items]
+            for model in ready:
+                batch = self._take(model, limit)  # requests stopped meanwhile are left out
+                if batch:
+                    assert self._tasks is not None
+                    self._tasks.start_soon(self._submit, model, batch)
 
-    def _take(self, limit: int) -> dict[str, tuple[bytes, _Waiter]]:
-        """Waiting requests for one batch: at most `limit`, and within the byte limit."""
-        taken: dict[str, tuple[bytes, _Waiter]] = {}
+    def _take(self, model: str, limit: int) -> dict[str, _Waiter]:
+        """Waiting requests of one model for one batch: at most `limit`, and within
+        the byte limit."""
+        queue = self._queues[model]
+        taken: dict[str, _Waiter] = {}
         size = 0
-        for key in list(self._pending):
-            body, waiter = self._pending[key]
-            line = len(body) + len(key) + 80
+        for key in list(queue.items):
+            waiter = queue.items[key]
+            line = len(waiter.body) + len(key) + 80
             if taken and (len(taken) >= limit or size + line > MAX_FILE_BYTES):
                 break
+            del queue.items[key]
+            queue.size -= len(waiter.body)
             if waiter.done.is_set():  # the request was stopped meanwhile
-                del self._pending[key]
                 continue
-            taken[key] = self._pending.pop(key)
+            taken[key] = waiter
             size += line
-            self._pending_bytes -= len(body)
+        queue.oldest = time.monotonic()
+        if not queue.items:
+            del self._queues[model]
         return taken
 
-    async def _submit(self, batch: dict[str, tuple[bytes, _Waiter]]) -> None:
+    async def _submit(self, model: str, batch: dict[str, _Waiter]) -> None:
         assert self._log is not None
         keys = list(batch)
         content = b"".join(
             orjson.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT})[:-1]
             + b', "body": '
-            + body
+            + waiter.body
             + b"}\n"
-            for key, (body, _) in batch.items()
+            for key, waiter in batch.items()
         )
-        submission = self._log.plan(keys)
-        submission.waiters = {key: waiter for key, (_, waiter) in batch.items()}
+        submission = self._log.plan(keys, model)
+        submission.waiters = dict(batch)
         for key in keys:
             self._owner[key] = submission
         submission.following = True
@@ -834,7 +954,7 @@ class BatchTransport:
             while True:
                 if self._stopped:
                     return
-                answer, hint = await self.client.call("GET", f"/batches/{submission.batch_id}")
+                answer, hint = await self._poll(submission)
                 batch = _object(answer, "batch")
                 self._note(submission, batch)
                 if submission.status in TERMINAL:
@@ -844,7 +964,8 @@ class BatchTransport:
                             raise GatewayError(
                                 "batch_failed",
                                 f"batch {submission.batch_id} alone passes the provider's "
-                                "enqueued-token limit; lower --batch-size",
+                                f"enqueued-token limit for {submission.model or 'its model'}; "
+                                "lower --batch-size",
                                 retryable=False,
                             )
                         await self._create(submission)  # the same file, a new batch
@@ -860,36 +981,66 @@ class BatchTransport:
                 await anyio.sleep(delay)
                 wait = min(options.poll_max_s, wait * 1.5)
         except GatewayError as error:
-            if error.status == 404:  # another gateway or account: not ours to follow
+            if error.kind == "batch_unknown":
                 assert self._log is not None
                 self._log.record(submission, "lost")  # later runs submit its keys anew
-                error = GatewayError(
-                    "batch_unknown",
-                    f"batch {submission.batch_id} is unknown to {self.printable_url} "
-                    "(another gateway or account?); --retry-failed submits its requests anew",
-                    status=404,
-                    retryable=False,
-                )
             elif error.kind != "batch_failed" and submission.batch_id is not None:
-                # Out of touch with a batch that goes on at the server: its keys stay
-                # its own, and asking one again follows it again.
+                # Out of touch with a batch that goes on at the server (or whose output
+                # cannot be read yet): its keys stay its own, and asking one again
+                # follows it again. Nothing is submitted (and paid) twice.
                 submission.kept = True
                 submission.following = False
-                error = GatewayError(
-                    error.kind,
-                    f"batch {submission.batch_id} could not be followed: {error}",
-                    status=error.status,
-                    retryable=True,
-                )
+                if error.kind not in ("batch_output_unreadable",):
+                    error = GatewayError(
+                        error.kind,
+                        f"batch {submission.batch_id} could not be followed: {error}",
+                        status=error.status,
+                        retryable=True,
+                    )
             self._end(submission, error)
 
+    async def _poll(self, submission: Submission) -> tuple[Any, float | None]:
+        """`GET /batches/{id}`. A 404 is not proof that the batch is gone (a new batch
+        may not be visible yet): it is asked again for `not_found_s`, then the listing
+        is consulted; only a batch found in neither is unknown (`batch_unknown`)."""
+        path = f"/batches/{submission.batch_id}"
+        started = time.monotonic()
+        delay = self.options.retry_base_s
+        while True:
+            try:
+                return await self.client.call("GET", path)
+            except GatewayError as error:
+                if error.status != 404:
+                    raise
+                if time.monotonic() - started < self.options.not_found_s:
+                    await anyio.sleep(delay * (0.5 + 0.5 * self._rng.random()))
+                    delay = min(30.0, delay * 2)
+                    continue
+            listed = await self._find_batch(submission)
+            if listed is not None:
+                return listed, None
+            raise GatewayError(
+                "batch_unknown",
+                f"batch {submission.batch_id} is unknown to {self.printable_url}: "
+                f"GET {path} answered 404 for {self.options.not_found_s:g} s and the "
+                "listing of batches does not hold it (another gateway or account?); "
+                "--retry-failed submits its requests anew",
+                status=404,
+                retryable=False,
+            )
+
     async def _token_wait(self, submission: Submission, refused: int) -> bool:
-        """After a batch was refused for the enqueued-token limit: wait until another of
-        this run's batches ends (freeing its tokens), or `token_wait_s` (batches of
-        others may be holding them). False when none of this run's batches is in the
-        way and it was refused `TOKEN_TRIES` times: it will never fit alone."""
+        """After a batch was refused for the enqueued-token limit (a limit per model):
+        wait until another of this run's batches of the same model ends (freeing its
+        tokens), or `token_wait_s` (batches of others may be holding them). False when
+        none of them is in the way and it was refused `TOKEN_TRIES` times: it will never
+        fit alone."""
         options = self.options
-        if not any(s.status in _ENQUEUED for s in self._active() if s is not submission):
+        if not any(
+            s.status in _ENQUEUED and s.model == submission.model
+            for s in self._active()
+            if s is not submission
+        ):
             if refused >= TOKEN_TRIES:
                 return False
             await anyio.sleep(min(options.token_wait_s, options.poll_min_s * 2**refused))
@@ -899,17 +1050,21 @@ class BatchTransport:
         return True
 
     async def _collect(self, submission: Submission, batch: Mapping[str, Any]) -> None:
+        """The answers of an ended batch, from its output and error files. A download
+        that breaks off is tried again (`_download`); one that never succeeds leaves
+        the batch's keys with it (`batch_output_unreadable`, raised to `_follow`)."""
         keys = set(submission.keys)
         latency = (time.monotonic() - submission.submitted_at) * 1000
-        answers: dict[str, Reply | GatewayError] = {}
+        found = _Answers(keys, latency, self)
         for name in ("output_file_id", "error_file_id"):
             file_id = batch.get(name)
-            if not isinstance(file_id, str):
-                continue
-            async for line in self.client.lines(file_id):
-                key = line.get("custom_id")
-                if isinstance(key, str) and key in keys and key not in answers:
-                    answers[key] = self._answer(line, latency)
+            if isinstance(file_id, str):
+                await self._download(submission, file_id, name, found)
+        answers = found.answers
+        if found.conflicts:
+            assert self._log is not None
+            self._log.record(submission, "conflict", keys=sorted(found.conflicts))
+            self.stats.conflicts += len(found.conflicts)
         status = str(batch.get("status"))
         if status == "failed":
             reason = _errors(batch) or "the batch failed"
@@ -927,6 +1082,45 @@ class BatchTransport:
         for key, waiter in list(submission.waiters.items()):
             self._give(submission, key, waiter)
         self._ended(submission)
+
+    async def _download(
+        self, submission: Submission, file_id: str, name: str, found: _Answers
+    ) -> None:
+        """One output or error file, read whole into `found`: a dropped, short or
+        stalled download is tried again (`DOWNLOAD_TRIES`, with a backoff; lines read
+        before the break are met again and count once); a 404 is tried again for
+        `not_found_s` (a file may be replicating). Then `batch_output_unreadable`."""
+        options = self.options
+        started = time.monotonic()
+        delay = options.retry_base_s
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                async for raw, line in self.client.lines(file_id, idle_s=options.download_idle_s):
+                    found.add(raw, line)
+                return
+            except GatewayError as error:
+                if error.kind in ("auth", "redirect"):
+                    raise
+                not_found = error.status == 404
+                if not_found and time.monotonic() - started < options.not_found_s:
+                    tries -= 1  # waiting for a file to appear is not a failed download
+                elif not error.retryable or tries >= DOWNLOAD_TRIES or not_found:
+                    what = "only its output file" if name == "output_file_id" else "its error file"
+                    raise GatewayError(
+                        "batch_output_unreadable",
+                        f"batch {submission.batch_id} ended, but {what} {file_id} cannot be "
+                        f"read ({error}); its answers stay at the server and the same "
+                        "command collects them (nothing is submitted again): "
+                        f"`judge-engine batches OUT --forget {submission.batch_id}` gives "
+                        "them up and submits them anew",
+                        status=error.status,
+                        retryable=True,
+                        later=True,
+                    ) from None
+            await anyio.sleep(delay * (0.5 + 0.5 * self._rng.random()))
+            delay = min(30.0, delay * 2)
 
     def _answer(self, line: Mapping[str, Any], latency_ms: float) -> Reply | GatewayError:
         """One output or error line as the live gateway would have answered it."""
@@ -1011,6 +1205,49 @@ class BatchTransport:
         return waiter.reply
 
 
+class _Answers:
+    """What the lines of a batch's files answer, one answer a key. A key met twice
+    with the same answer (a line repeated, or read again after a broken download)
+    counts once; with a different answer, the request fails (`conflicting_answers`)
+    and is asked again like a failed line."""
+
+    def __init__(self, keys: set[str], latency_ms: float, transport: BatchTransport) -> None:
+        self.keys = keys
+        self.latency_ms = latency_ms
+        self.transport = transport
+        self.answers: dict[str, Reply | GatewayError] = {}
+        #: Keys answered twice, differently.
+        self.conflicts: set[str] = set()
+        self._digests: dict[str, bytes] = {}
+
+    def add(self, raw: bytes, line: Mapping[str, Any]) -> None:
+        key = line.get("custom_id")
+        if not isinstance(key, str) or key not in self.keys:
+            return
+        digest = _identity(line)
+        seen = self._digests.get(key)
+        if seen is None:
+            self._digests[key] = digest
+            self.answers[key] = self.transport._answer(line, self.latency_ms)
+        elif seen != digest and key not in self.conflicts:
+            self.conflicts.add(key)
+            self.answers[key] = GatewayError(
+                "conflicting_answers",
+                f"the batch's files answer request {key} more than once, differently",
+                retryable=True,
+            )
+
+
+def _identity(line: Mapping[str, Any]) -> bytes:
+    """What one answer says: its response (status and body) or error; the line's own
+    id and the provider's request id aside."""
+    response = line.get("response")
+    if isinstance(response, dict):
+        response = {k: v for k, v in response.items() if k != "request_id"}
+    content = orjson.dumps([response, line.get("error")], option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.blake2b(content, digest_size=16).digest()
+
+
 def _token_limited(batch: Mapping[str, Any]) -> bool:
     errors = batch.get("errors")
     data = errors.get("data") if isinstance(errors, dict) else None
@@ -1045,4 +1282,5 @@ __all__ = [
     "Submission",
     "SubmissionLog",
     "batch_states",
+    "forget",
 ]

@@ -60,6 +60,7 @@ class GatewayError(Exception):
         status: int | None = None,
         retryable: bool,
         retry_after_s: float | None = None,
+        later: bool = False,
     ) -> None:
         super().__init__(message)
         #: auth, rate_limited, server_error, timeout, connection, bad_response, client_error
@@ -67,6 +68,9 @@ class GatewayError(Exception):
         self.status = status
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        #: Another run may pass, asking again within this one would not (the transport
+        #: already waited as long as it is worth): a transient failure at once.
+        self.later = later
 
     def describe(self) -> str:
         status = f" {self.status}" if self.status is not None else ""
@@ -100,6 +104,8 @@ class GatewayStats:
     connection_errors: int = 0
     other_errors: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
+    #: Requests a batch's files answered twice, differently (asked again).
+    conflicts: int = 0
 
 
 def _basic(user: str, password: str) -> str:
@@ -311,7 +317,12 @@ class Gateway:
         return GatewayError(kind, self.scrub(reason), retryable=True)
 
     async def send(
-        self, body: bytes, estimated_tokens: int, extra_headers: Mapping[str, str] | None = None
+        self,
+        body: bytes,
+        estimated_tokens: int,
+        extra_headers: Mapping[str, str] | None = None,
+        *,
+        model: str | None = None,
     ) -> Reply:
         """One request: wait for a slot and the rate limits, POST, classify the answer."""
         session = self._session

@@ -33,8 +33,11 @@ class Transport(Protocol):
         body: bytes,
         estimated_tokens: int,
         extra_headers: Mapping[str, str] | None = None,
+        *,
+        model: str | None = None,
     ) -> Reply:
-        """One request: its reply, or a `GatewayError`."""
+        """One request (to `model`, the judge it names): its reply, or a
+        `GatewayError`."""
         ...
 
     def stop_sending(self) -> None:

@@ -8,10 +8,18 @@ and for each batch an output file and an error file of JSON lines (`id`, `custom
 `response` with `status_code`, `request_id` and `body`, `error` with `code` and
 `message`).
 
-A batch is validated (every line an object with a unique `custom_id`, `method` POST,
-the batch's `url`, a `body`; a batch that would pass the enqueued-token limit fails
-with `token_limit_exceeded`), then answered line by line over `batch_delay_s` by the
-simulator's own verdict rule, with the faults asked for: a share of lines answered 500,
+It refuses what OpenAI documents it refuses, with OpenAI's shapes. An upload over
+`MAX_FILE_BYTES` is a 400. A batch's input file is validated as the documentation
+says, and a file that breaks a rule makes the batch `failed` with `errors.data` items
+(`code`, `message`, `param`, `line`): a line that is not a JSON object
+(`invalid_json_line`), a `custom_id` seen before (`duplicate_custom_id`), a `url` other
+than the batch's endpoint (`url_mismatch`), a `body.model` other than the first line's
+("each input file can only include requests to a single model": `model_mismatch`), a
+line without `custom_id`, `method` POST or a `body` (`invalid_request`), more than
+`MAX_REQUESTS` lines (`too_many_tasks`), no line at all (`empty_file`); a batch that
+would pass the enqueued-token limit of its model fails with `token_limit_exceeded`.
+Then it is answered line by line over `batch_delay_s` by the simulator's own verdict
+rule, with the faults asked for: a share of lines answered 500,
 a share of malformed verdicts, expiry after a share of its lines (the rest in the error
 file as `batch_expired`), a hint on polls (`Retry-After`). Every custom id of every
 batch that passed validation is counted (`submitted`), so a test sees a request
@@ -35,6 +43,9 @@ if TYPE_CHECKING:
     from .sim import Simulator
 
 ENDPOINT = "/v1/chat/completions"
+#: The documented limits of one input file: requests, and bytes.
+MAX_REQUESTS = 50_000
+MAX_FILE_BYTES = 200 * 1024 * 1024
 #: Statuses a batch no longer leaves.
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -76,6 +87,7 @@ class _Batch:
         default_factory=lambda: {"total": 0, "completed": 0, "failed": 0}
     )
     tokens: int = 0
+    model: str = ""
     cancel: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,6 +198,13 @@ class BatchService:
                 400, "invalid_request_error", "expected purpose=batch and a file part"
             )
         data = upload.file.read()
+        if len(data) > MAX_FILE_BYTES:
+            return self.sim._error(
+                400,
+                "invalid_request_error",
+                f"File size {len(data)} exceeds the maximum of {MAX_FILE_BYTES} bytes "
+                "for purpose 'batch'",
+            )
         entry = _File(_new_id("file"), upload.filename or "upload.jsonl", "batch", data, _now())
         self.files[entry.id] = entry
         await self._hold("uploaded")
@@ -281,17 +300,21 @@ class BatchService:
     # --- processing ---------------------------------------------------------------------
 
     def _enqueued(self, other: _Batch) -> int:
+        """Tokens other unfinished batches of the same model hold (the limit is per
+        model, as OpenAI's is)."""
         return sum(
             b.tokens
             for b in self.batches.values()
-            if b is not other and b.status in ("validating", "in_progress", "finalizing")
+            if b is not other
+            and b.model == other.model
+            and b.status in ("validating", "in_progress", "finalizing")
         )
 
     async def _process(self, batch: _Batch) -> None:
         config = self.sim.config
         step = max(0.0, config.batch_delay_s) / 4
         await asyncio.sleep(step)
-        lines, problem = _validate(self.files[batch.input_file_id].data)
+        lines, problem = _validate(self.files[batch.input_file_id].data, batch.endpoint)
         first = batch is next(iter(self.batches.values()))
         if problem is None and first and config.batch_fail_code:
             problem = _problem(None, f"injected failure: {config.batch_fail_code}")
@@ -302,6 +325,7 @@ class BatchService:
             batch.times["failed"] = _now()
             return
         batch.counts["total"] = len(lines)
+        batch.model = str(lines[0]["body"]["model"])
         batch.tokens = sum(len(orjson.dumps(line["body"])) // 4 for line in lines)
         limit = config.batch_token_limit
         if limit is not None and self._enqueued(batch) + batch.tokens > limit:
@@ -395,10 +419,12 @@ class BatchService:
         return entry.id
 
 
-def _validate(data: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The lines of an input file, or the first problem (as a batch error)."""
+def _validate(data: bytes, endpoint: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The lines of an input file, or the first problem (as a batch error), by the
+    documented rules (the module docstring)."""
     lines: list[dict[str, Any]] = []
     seen: set[str] = set()
+    model: str | None = None
     for number, raw in enumerate(data.splitlines(), 1):
         if not raw.strip():
             continue
@@ -406,26 +432,58 @@ def _validate(data: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]
             line = orjson.loads(raw)
         except orjson.JSONDecodeError:
             line = None
-        ok = (
-            isinstance(line, dict)
-            and isinstance(line.get("custom_id"), str)
-            and line.get("method") == "POST"
-            and line.get("url") == ENDPOINT
-            and isinstance(line.get("body"), dict)
-        )
-        if not ok or line is None:
-            return [], _problem(number, "a line is not a valid request")
+        if not isinstance(line, dict):
+            return [], _problem(number, "This line is not parseable as valid JSON.",
+                                "invalid_json_line")  # fmt: skip
+        body = line.get("body")
+        if (
+            not isinstance(line.get("custom_id"), str)
+            or line.get("method") != "POST"
+            or not isinstance(body, dict)
+        ):
+            return [], _problem(number, "a line needs custom_id, method POST and a body")
+        if line.get("url") != endpoint:
+            return [], _problem(
+                number,
+                f"The URL provided for this request does not match the batch endpoint {endpoint}.",
+                "url_mismatch",
+                "url",
+            )
         if line["custom_id"] in seen:
-            return [], _problem(number, f"duplicate custom_id {line['custom_id']!r}")
+            return [], _problem(
+                number,
+                f"The custom_id {line['custom_id']!r} is already used in this file.",
+                "duplicate_custom_id",
+                "custom_id",
+            )
+        if not isinstance(body.get("model"), str):
+            return [], _problem(number, "the body names no model", param="body.model")
+        if model is None:
+            model = body["model"]
+        elif body["model"] != model:
+            return [], _problem(
+                number,
+                f"The provided model {body['model']!r} does not match the model {model!r} "
+                "of the file's other requests: each input file can only include requests "
+                "to a single model.",
+                "model_mismatch",
+                "body.model",
+            )
         seen.add(line["custom_id"])
         lines.append(line)
+        if len(lines) > MAX_REQUESTS:
+            return [], _problem(
+                None, f"The file holds more than {MAX_REQUESTS:,} requests.", "too_many_tasks"
+            )
     if not lines:
-        return [], _problem(None, "the input file holds no request")
+        return [], _problem(None, "The input file holds no request.", "empty_file")
     return lines, None
 
 
-def _problem(line: int | None, message: str) -> dict[str, Any]:
-    return {"code": "invalid_request", "message": message, "param": None, "line": line}
+def _problem(
+    line: int | None, message: str, code: str = "invalid_request", param: str | None = None
+) -> dict[str, Any]:
+    return {"code": code, "message": message, "param": param, "line": line}
 
 
 def _line(custom_id: str, status: int | None, code: str | None, message: str) -> bytes:
