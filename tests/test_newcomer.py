@@ -312,6 +312,9 @@ async def test_results_follow_the_current_panel(
     assert main(["export", str(out), "--to", "jsonl"]) == 0
     exported = read_jsonl(out / "scores-by-session.jsonl")
     assert not any(k.startswith("gpt_4_l__") for k in exported[0])
+    assert main(["export", str(out), "--to", "jsonl", "--all-judges"]) == 0
+    exported = read_jsonl(out / "scores-by-session.jsonl")
+    assert any(k.startswith("gpt_4_l__") for k in exported[0])
     assert main(["agree", str(out), "--json", str(tmp_path / "a.json")]) == 0
     agreement = orjson.loads((tmp_path / "a.json").read_bytes())
     assert agreement["judges"] == ["gpt-4.1", "o3"]

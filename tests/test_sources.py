@@ -166,3 +166,26 @@ def test_rejected_rows_are_written_by_the_sessions_command(tmp_path: Path) -> No
     assert rejected == [
         {"source": str(path), "row": 1, "reason": "unknown_schema", "detail": rejected[0]["detail"]}
     ]
+
+
+def test_a_glob_or_folder_that_is_out_reads_the_users_files_and_skips_outs_own(
+    tmp_path: Path,
+) -> None:
+    from judge_engine.sessions import SourceError, expand
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("journal.jsonl", "scores.jsonl", "rejected.jsonl", "transcripts.jsonl",
+                 "journal-20260101-000000.jsonl", "requests.jsonl"):  # fmt: skip
+        (out / name).write_text("{}\n")
+    (out / "traces.jsonl").write_text("{}\n")
+    assert expand([str(out / "*.jsonl")], exclude=(out,)) == [str(out / "traces.jsonl")]
+    assert expand([str(out)], exclude=(out,)) == [str(out / "traces.jsonl")]
+    (out / "traces.jsonl").unlink()
+    with pytest.raises(SourceError, match="only judge-engine's own results files"):
+        expand([str(out / "*.jsonl")], exclude=(out,))
+    with pytest.raises(SourceError, match="only judge-engine's own results files"):
+        expand([str(out)], exclude=(out,))
+    # A results folder below a source folder is still never read.
+    (tmp_path / "mine.jsonl").write_text("{}\n")
+    assert expand([str(tmp_path)], exclude=(out,)) == [str(tmp_path / "mine.jsonl")]

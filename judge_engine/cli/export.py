@@ -26,12 +26,17 @@ def add(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--file", metavar="PATH", help="where to write (default OUT/scores-by-session.*)"
     )
+    parser.add_argument(
+        "--all-judges",
+        action="store_true",
+        help="a column group for every judge slot in the journal, not only the current panel's",
+    )
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     target = writable_file(args.file, "--file", Path(args.out)) if args.file else None
     try:
-        path, rows = export(Path(args.out), args.to, target)
+        path, rows = export(Path(args.out), args.to, target, all_judges=args.all_judges)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
     print(f"{rows:,} sessions -> {path}")

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from ..files import is_state_name
 from ..redact import redact_text
 from .model import Known, Rejection
 
@@ -93,14 +94,21 @@ def _results_folder(folder: Path) -> bool:
     return (folder / ".judge-engine.lock").exists() or (folder / "journal.jsonl").exists()
 
 
+def _own_file(name: str) -> bool:
+    """A file judge-engine itself writes into a results folder, by its name."""
+    return name in RESULT_FILES or is_state_name(name) or name.endswith(".tmp")
+
+
 def _wanted(path: Path, top: Path, excluded: Sequence[Path], seen: dict[Path, bool]) -> bool:
     """Whether a file found under `top` (the folder given, or a glob's folder) is a
-    source: not a results file, not in an excluded folder, and not in a results folder
-    below `top`."""
-    if path.name in RESULT_FILES or path.name.endswith(".tmp"):
+    source: not a results file, not in an excluded folder (unless `top` is that folder
+    itself: the user named it, and only its own files are left out, by name), and not
+    in a results folder below `top`."""
+    if _own_file(path.name):
         return False
     resolved = path.resolve()
-    if any(resolved.is_relative_to(folder) for folder in excluded):
+    named = top.resolve()
+    if any(resolved.is_relative_to(f) and named != f for f in excluded):
         return False
     for parent in path.parents:
         if parent == top or not parent.is_relative_to(top):
@@ -110,6 +118,13 @@ def _wanted(path: Path, top: Path, excluded: Sequence[Path], seen: dict[Path, bo
         if seen[parent]:
             return False
     return True
+
+
+def _glob_folder(spec: str) -> Path:
+    """The folder a glob looks in: its longest leading part without a wildcard."""
+    parts = Path(spec).parts
+    magic = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    return Path(*parts[:magic]) if magic else Path(".")
 
 
 def expand(specs: Sequence[str], exclude: Sequence[Path] = ()) -> list[str]:
@@ -126,25 +141,30 @@ def expand(specs: Sequence[str], exclude: Sequence[Path] = ()) -> list[str]:
             continue
         path = Path(spec)
         if path.is_dir():
-            found = sorted(
-                str(p)
-                for p in path.rglob("*")
-                if p.is_file() and p.name.endswith(SUFFIXES) and _wanted(p, path, excluded, seen)
-            )
+            candidates = [p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)]
+            found = sorted(str(p) for p in candidates if _wanted(p, path, excluded, seen))
+            if not found and candidates:
+                raise SourceError(
+                    f"folder {spec} holds only judge-engine's own results files (a results "
+                    "folder): name the folder of your traces"
+                )
             if not found:
                 raise SourceError(f"folder {spec} holds no {', '.join(SUFFIXES)} files")
             out.extend(found)
         elif path.is_file():
             out.append(spec)
         elif glob.has_magic(spec):
-            found = sorted(
-                p
-                for p in glob.glob(spec, recursive=True)
-                if os.path.isfile(p) and _wanted(Path(p), Path(p).parent.parent, excluded, seen)
-            )
-            if not found:
+            matches = [p for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
+            top = _glob_folder(spec)
+            chosen = sorted(p for p in matches if _wanted(Path(p), top, excluded, seen))
+            if not chosen and matches:
+                raise SourceError(
+                    f"{spec} matches only judge-engine's own results files ({len(matches)} "
+                    "of them): name the files of your traces"
+                )
+            if not chosen:
                 raise SourceError(f"no file matches {spec}")
-            out.extend(found)
+            out.extend(chosen)
         else:
             raise SourceError(f"no such file or folder: {spec}")
     return out
