@@ -306,3 +306,27 @@ def test_sessions_says_when_a_file_looks_like_one_run_split_into_many(
     assert main(["sessions", source, "--session-by", "file"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("1 sessions") and "split into many" not in out
+
+
+def test_a_hundred_traces_that_never_complete_stay_under_the_documented_peak(
+    tmp_path: Path,
+) -> None:
+    """100 traces of 2 MB each whose root never arrives: with --max-open-mb 32 the
+    reader's memory grows by the cap and a line or two, not by the 200 MB they hold."""
+    from .conftest import memory_mb, reset_peak
+
+    big = "y" * (1 << 20)
+    path = tmp_path / "never.jsonl"
+    with open(path, "wb") as handle:
+        for round_ in range(2):
+            for trace in range(100):
+                span = _span(f"t{trace}", f"s{trace}-{round_}", "gone", 5, big, "r")
+                handle.write(_line(span) + b"\n")
+    reset_peak()
+    before = memory_mb("VmRSS:")
+    items = 0
+    for _ in read_sessions([str(path)], max_open_mb=32):
+        items += 1
+    grown = memory_mb("VmHWM:") - before
+    assert items >= 100
+    assert grown < 32 * 2 + 40, grown  # the cap (estimated), the line being read, slack
