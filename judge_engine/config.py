@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -126,6 +127,18 @@ class SourceOptions:
         "reject rows larger than this many MB, without holding them",
         metavar="MB",
     )
+    benchmark: str | None = option(
+        None,
+        "the benchmark of sessions whose rows name none (their rubric follows it)",
+        metavar="NAME",
+    )
+    benchmark_from: str | None = option(
+        None,
+        "where to read the benchmark of sessions whose rows name none: a row field or span "
+        "attribute (resource attributes too) by name, or file:REGEX on the file name (the "
+        "group named benchmark, else the first group)",
+        metavar="FIELD",
+    )
     session_by: str = option(
         "auto",
         "how raw OTLP spans make sessions: auto (session.id or gen_ai.conversation.id, "
@@ -146,6 +159,13 @@ class SourceOptions:
         _text("agent_model", self.agent_model)
         _number("max_row_mb", self.max_row_mb, int, 1, 1 << 20)
         _text("session_by", self.session_by)
+        _text("benchmark", self.benchmark)
+        _text("benchmark_from", self.benchmark_from)
+        if self.benchmark_from and self.benchmark_from.startswith("file:"):
+            try:
+                re.compile(self.benchmark_from[5:])
+            except re.error as exc:
+                raise ConfigError(f"--benchmark-from: not a regular expression: {exc}") from None
         _number("max_open_mb", self.max_open_mb, int, 1, 1 << 24)
 
     def reading(self) -> dict[str, Any]:
@@ -156,6 +176,8 @@ class SourceOptions:
             "max_row_mb": self.max_row_mb,
             "max_open_mb": self.max_open_mb,
             "session_by": self.session_by,
+            "benchmark": self.benchmark,
+            "benchmark_from": self.benchmark_from,
         }
 
 

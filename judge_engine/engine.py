@@ -81,7 +81,10 @@ _WRITE_BATCH = 512
 #: The sources options that change which sessions rows make (with their defaults, for
 #: a run.json written before the option existed): a resume skips rows unparsed only
 #: when they are read as before.
-_READING = (("format", None), ("agent_model", None), ("session_by", "auto"))
+_READING = (
+    ("format", None), ("agent_model", None), ("session_by", "auto"), ("benchmark", None),
+    ("benchmark_from", None),
+)  # fmt: skip
 #: OUT's record of the latest request's time, so that --rpm holds across a restart.
 PACE_FILE = "last-request"
 #: How a run ended: "done" (every session has its verdicts, guard skips included),

@@ -101,7 +101,7 @@ def _sessions(
                 "id": record.session_id,
                 "benchmark": record.benchmark or "unknown",
                 "harness": record.harness or "unknown",
-                "model": ", ".join(record.agent_models) or "unknown",
+                "model": record.grouping_model,
                 "label": record.label,
                 "rubric": f"{record.rubric} {record.rubric_version}",
                 "verdicts": {},

@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from .files import UnsafePath, open_state, refuse_state_links, write_atomic
+from .models import main_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,6 +90,11 @@ class Record:
     #: The agent's own token counts and cost as the trace records them, for `report`.
     agent_usage: dict[str, int] = field(default_factory=dict)
     agent_cost_usd: float | None = None
+    #: Where that cost came from: "column", "spans" (None: the trace says nothing).
+    agent_cost_from: str | None = None
+    #: The session's model for grouping (`models.main_model`); None in records written
+    #: before it was kept (`grouping_model` works it out from `agent_models`).
+    agent_model: str | None = None
     #: The graded row's fingerprint (`sessions.sources.fingerprint`).
     fingerprint: str | None = None
     at: float = 0.0
@@ -98,6 +104,13 @@ class Record:
     def to_json(self) -> bytes:
         # orjson writes dataclasses natively (tuples as arrays), far faster than asdict.
         return orjson.dumps(self) + b"\n"
+
+    @property
+    def grouping_model(self) -> str:
+        """The model a session is grouped by: its main model, canonical."""
+        if self.agent_model:
+            return self.agent_model
+        return main_model(self.agent_models)[0] or "unknown"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:

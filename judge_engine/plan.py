@@ -235,6 +235,8 @@ class Planner:
             "label": session.label,
             "agent_usage": dict(session.agent_usage),
             "agent_cost_usd": session.agent_cost_usd,
+            "agent_cost_from": session.agent_cost_from,
+            "agent_model": session.agent_model,
             "fingerprint": session.source.fingerprint or None,
         }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .guard import normalize_model
+from .models import normalize_model
 
 #: normalized model -> (USD per 1M input tokens, USD per 1M output tokens)
 PRICES: dict[str, tuple[float, float]] = {

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ class _Session:
     success: int
     tokens: int | None = None
     cost: float | None = None
+    #: "spans", "column" or "priced" (the tokens at the model's price); None: unknown.
+    cost_from: str | None = None
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Cell:
     n: int = 0
     tokens: list[int] = field(default_factory=list)
     costs: list[float] = field(default_factory=list)
+    cost_from: Counter[str] = field(default_factory=Counter)
 
     def add(self, session: _Session) -> None:
         self.n += 1
@@ -53,6 +57,7 @@ class Cell:
             self.tokens.append(session.tokens)
         if session.cost is not None:
             self.costs.append(session.cost)
+            self.cost_from[session.cost_from or "column"] += 1
 
 
 def _sessions(view: Results, slot: str | None, prices: PriceTable) -> list[_Session]:
@@ -66,10 +71,10 @@ def _sessions(view: Results, slot: str | None, prices: PriceTable) -> list[_Sess
             {
                 "benchmark": record.benchmark or "unknown",
                 "harness": record.harness or "unknown",
-                "model": " + ".join(record.agent_models) or "unknown",
+                "model": record.grouping_model,
                 "usage": {},
                 "cost": None,
-                "models": record.agent_models,
+                "cost_from": None,
             },
         )
         # Keep what any record knows: records from older runs may lack these.
@@ -77,6 +82,7 @@ def _sessions(view: Results, slot: str | None, prices: PriceTable) -> list[_Sess
             fact["usage"] = record.agent_usage
         if record.agent_cost_usd is not None:
             fact["cost"] = record.agent_cost_usd
+            fact["cost_from"] = record.agent_cost_from or "column"
         votes.setdefault(record.session_id, {})[record.slot] = verdict_of(record)
     chosen: dict[str, int] = {}
     for session, by_slot in votes.items():
@@ -91,15 +97,14 @@ def _sessions(view: Results, slot: str | None, prices: PriceTable) -> list[_Sess
         fact = facts[session]
         usage: Mapping[str, int] = fact["usage"] or {}
         tokens = usage.get("total_tokens")
-        cost = fact["cost"]
-        if (
-            cost is None
-            and len(fact["models"]) == 1
-            and {"input_tokens", "output_tokens"} <= set(usage)
-        ):
-            cost = prices.cost(fact["models"][0], usage["input_tokens"], usage["output_tokens"])
+        cost, cost_from = fact["cost"], fact["cost_from"]
+        if cost is None and {"input_tokens", "output_tokens"} <= set(usage):
+            cost = prices.cost(fact["model"], usage["input_tokens"], usage["output_tokens"])
+            cost_from = "priced" if cost is not None else None
         out.append(
-            _Session(fact["benchmark"], fact["harness"], fact["model"], success, tokens, cost)
+            _Session(
+                fact["benchmark"], fact["harness"], fact["model"], success, tokens, cost, cost_from
+            )
         )
     return out
 
@@ -161,6 +166,7 @@ def build(
             pooled.n += cell.n
             pooled.tokens += cell.tokens
             pooled.costs += cell.costs
+            pooled.cost_from += cell.cost_from
         balanced = balanced_rate([(c.successes, c.n) for c in per_benchmark.values()])
         assert balanced is not None
         successes = pooled.successes
@@ -183,6 +189,7 @@ def build(
                 "cost_per_success": sum(pooled.costs) / successes
                 if pooled.costs and successes and len(pooled.costs) == pooled.n
                 else None,
+                "cost_from": dict(pooled.cost_from),
             }
         )
     return {
@@ -209,6 +216,15 @@ def _interval(ci: Sequence[float] | None) -> str:
 
 def _money(value: float | None) -> str:
     return "-" if value is None else f"${value:,.4f}"
+
+
+def _sources(counts: Mapping[str, int] | None, n: int) -> str:
+    """Where a row's costs came from: "spans 12, priced 3, unknown 1"."""
+    counts = dict(counts or {})
+    known = sum(counts.values())
+    if known < n:
+        counts["unknown"] = n - known
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "-"
 
 
 def _count(value: float | None) -> str:
@@ -256,19 +272,22 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         "## Tokens and cost (the agents', from the traces)",
         "",
         "| harness | agent model | tokens / task | tokens / success | cost / task "
-        "| cost / success |",
-        "|---|---|---:|---:|---:|---:|",
+        "| cost / success | cost from |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for row in report["configurations"]:
         lines.append(
             f"| {row['harness']} | {row['agent_model']} | {_count(row['tokens_per_task'])} "
             f"| {_count(row['tokens_per_success'])} | {_money(row['cost_per_task'])} "
-            f"| {_money(row['cost_per_success'])} |"
+            f"| {_money(row['cost_per_success'])} | {_sources(row.get('cost_from'), row['n'])} |"
         )
     lines += [
         "",
-        "Cost comes from the source's own cost column, else from the token counts "
-        "and the agent model's price (built in, or --price); '-' where neither is known.",
+        "Cost comes from the traces: the sum of the spans' own cost attributes "
+        "(gen_ai.cost.total_cost, gen_ai.usage.cost, response_cost) or the source's cost "
+        "column; else the token counts at the agent model's price (built in, or --price, "
+        "which covers every spelling of the model); '-' where none is known. 'cost from' "
+        "says which, in how many sessions.",
     ]
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import os
 import re
 import sys
@@ -181,6 +182,7 @@ def score_row(record: Record) -> dict[str, Any]:
             "rubric_version": record.rubric_version,
             "benchmark": record.benchmark,
             "harness": record.harness,
+            "agent_model": record.grouping_model,
             "agent_models": list(record.agent_models),
             "guard": record.guard,
             "status": record.status,
@@ -193,6 +195,8 @@ def score_row(record: Record) -> dict[str, Any]:
 
 #: What the score columns were last made from: the journal's size and the panel.
 SCORES_STATE = ".scores-state"
+#: The score rows' shape; a folder whose scores.jsonl has another is rewritten.
+SCORES_FORMAT = 2
 
 
 def scores_state(out_dir: Path) -> dict[str, Any]:
@@ -208,7 +212,7 @@ def mark_scores(out_dir: Path, journal_bytes: int, panel: list[str], rows: int) 
     """Record that scores.jsonl is complete for this journal size and panel, so a run
     that finds both unchanged need not rewrite it (a finished run of 100,000 sessions
     resumes in seconds)."""
-    state = {"journal_bytes": journal_bytes, "panel": panel, "rows": rows}
+    state = {"journal_bytes": journal_bytes, "panel": panel, "rows": rows, "v": SCORES_FORMAT}
     with contextlib.suppress(OSError, UnsafePath):
         write_atomic(out_dir / SCORES_STATE, orjson.dumps(state))
 
@@ -218,6 +222,7 @@ def scores_current(out_dir: Path, journal_bytes: int, panel: list[str]) -> int |
     state = scores_state(out_dir)
     if (
         state.get("journal_bytes") == journal_bytes
+        and state.get("v") == SCORES_FORMAT
         and state.get("panel") == panel
         and isinstance(state.get("rows"), int)
         and (out_dir / SCORES).is_file()
@@ -277,6 +282,7 @@ def session_rows(
                 "session_id": session_id,
                 "benchmark": record.benchmark,
                 "harness": record.harness,
+                "agent_model": record.grouping_model,
                 "agent_models": ", ".join(record.agent_models),
             },
         )
@@ -288,7 +294,9 @@ def session_rows(
         row[f"{prefix}__status"] = record.status
         row[f"{prefix}__error"] = record.error
     slots = view.slot_order(seen)
-    columns = ["session_id", "benchmark", "harness", "agent_models", "task_success"]
+    columns = [
+        "session_id", "benchmark", "harness", "agent_model", "agent_models", "task_success",
+    ]  # fmt: skip
     for slot in slots:
         prefix = column_name(slot)
         columns += [
@@ -304,12 +312,22 @@ def session_rows(
 
 
 def export(
-    out_dir: Path, to: str, target: Path | None = None, *, all_judges: bool = False
+    out_dir: Path,
+    to: str,
+    target: Path | None = None,
+    *,
+    all_judges: bool = False,
+    stream: IO[bytes] | None = None,
 ) -> tuple[Path, int]:
-    """Write the score columns, one row per session, for joining or upserting."""
+    """Write the score columns, one row per session, for joining or upserting: to
+    `target` (default OUT/scores-by-session.*), or to `stream` (stdout)."""
     if to not in EXPORT_FORMATS:
         raise ValueError(f"--to must be one of {', '.join(EXPORT_FORMATS)}")
     slots, rows = session_rows(out_dir, all_judges=all_judges)
+    if stream is not None:
+        _write_rows(stream, to, slots, rows)
+        stream.flush()
+        return Path("-"), len(rows)
     suffix = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "braintrust": ".jsonl"}[to]
     name = "scores-braintrust" if to == "braintrust" else "scores-by-session"
     path = target or out_dir / f"{name}{suffix}"
@@ -317,29 +335,46 @@ def export(
     # file that looks complete.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        if to == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.Table.from_pylist(rows), temporary)
-        elif to == "csv":
-            with open(temporary, "w", newline="", encoding="utf-8") as handle:
-                fields = list(rows[0]) if rows else ["session_id"]
-                writer = csv.DictWriter(handle, fieldnames=fields)
-                writer.writeheader()
-                writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
-        else:
-            with open(temporary, "wb") as handle:
-                for row in rows:
-                    line = _braintrust_row(row, slots) if to == "braintrust" else row
-                    handle.write(orjson.dumps(line) + b"\n")
-        with open(temporary, "rb") as handle:
+        with open(temporary, "wb") as handle:
+            _write_rows(handle, to, slots, rows)
+            handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
     return path, len(rows)
+
+
+def _write_rows(handle: IO[bytes], to: str, slots: list[str], rows: list[dict[str, Any]]) -> None:
+    """The session rows in one format, written to a binary stream."""
+    if to == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows, schema=_schema(rows)), handle)
+    elif to == "csv":
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
+        fields = list(rows[0]) if rows else ["session_id"]
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
+        text.detach()  # the caller's stream stays open
+    else:
+        for row in rows:
+            line = _braintrust_row(row, slots) if to == "braintrust" else row
+            handle.write(orjson.dumps(line) + b"\n")
+
+
+def _schema(rows: list[dict[str, Any]]) -> Any:
+    """The Parquet schema of the session rows: text columns are strings even when every
+    value is empty (a null-typed column breaks the next append or join), verdicts are
+    small integers."""
+    import pyarrow as pa
+
+    names = list(rows[0]) if rows else ["session_id"]
+    verdicts = {n for n in names if n == "task_success" or n.endswith("__success")}
+    return pa.schema([pa.field(n, pa.int8() if n in verdicts else pa.string()) for n in names])
 
 
 #: A spreadsheet runs a cell that starts with one of these as a formula.

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from .guard import normalize_model
+from .models import normalize_model
 
 CONFIDENCES = ("low", "medium", "high")
 #: What moves the scan inside an object: braces, and the quotes that open strings.

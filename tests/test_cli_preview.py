@@ -129,7 +129,10 @@ def test_show_names_a_missing_session_in_one_line(
     source = str(write_jsonl(tmp_path / "t.jsonl", [synth.otel_row("a", "swebench")]))
     assert main(["show", source, "--session", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"judge-engine: error: no session 'nope' in {source}"]
+    assert err == [
+        f"judge-engine: error: no session 'nope' in {source} (`judge-engine sessions SOURCE "
+        "--list` lists the ids)"
+    ]
 
 
 def test_sessions_counts_how_well_each_format_was_read(

@@ -130,3 +130,49 @@ def test_side_calls_and_failures_of_real_harnesses(rows: list[Session]) -> None:
     # The 66 KB base64 image in a tool result is a marker.
     image = by_id["mmmu-0-codex"]
     assert any("[image: image/png" in m.content for m in image.messages if m.role == "tool")
+
+
+def test_one_agent_model_and_costs_summed_from_the_spans(
+    rows: list[Session], otlp: list[Session], realdata: Path
+) -> None:
+    """The real traces spell one model three ways (openai/azure/gpt-5.4, azure/gpt-5.4,
+    gpt-5.4) and use gpt-4.1-mini for side work, and some calls name `default`: every
+    session is grouped under one agent model, with the others listed beside it."""
+    for sessions in (rows, otlp):
+        assert {s.agent_model for s in sessions} == {"gpt-5.4"}
+    assert any("gpt-4.1-mini" in s.other_models for s in rows)
+    # Each session's cost is the sum of its spans' gen_ai.cost.total_cost.
+    import orjson
+
+    with open(realdata / "agent-llm-traces-rows.jsonl", "rb") as handle:
+        raw = {row["session_id"]: row for row in map(orjson.loads, handle)}
+    for session in rows:
+        total = 0.0
+        for span in raw[session.session_id]["spans"]:
+            attrs = span["attributes"]
+            attrs = orjson.loads(attrs) if isinstance(attrs, str) else attrs
+            total += attrs.get("gen_ai.cost.total_cost") or attrs.get("gen_ai.usage.cost") or 0
+        assert session.agent_cost_usd == pytest.approx(total, abs=1e-9), session.session_id
+        assert session.agent_cost_from == "spans"
+    assert sum(s.agent_cost_usd or 0 for s in rows) > 0
+
+
+def test_the_benchmark_from_the_file_name_and_the_default_rubric_said(
+    realdata: Path, otlp: list[Session], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from judge_engine.cli import main
+
+    folder = realdata / "otlp"
+    assert main(["sessions", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "name no benchmark" in out and "default rubric" in out
+    assert "--benchmark-from 'file:^(?P<benchmark>.+?)-\\d+-'" in out
+    pattern = r"file:^(?P<benchmark>.+?)-\d+-"
+    sessions = list(read_sessions([str(folder)], benchmark_from=pattern))
+    named = {s.source.source.rsplit("/", 1)[-1]: s.benchmark for s in sessions}
+    assert named["mmmu-539-terminus-2.traces.jsonl"] == "mmmu"
+    assert named["alpaca-eval-0-ra-aid.traces.jsonl"] == "alpaca-eval"
+    assert named["agentcompany-139-crush.traces.jsonl"] == "agentcompany"
+    # A benchmark the rows name is never replaced; --benchmark fills only the missing.
+    rows = list(read_sessions([str(realdata / "agent-llm-traces-rows.jsonl")], benchmark="x"))
+    assert all(s.benchmark != "x" for s in rows if isinstance(s, Session))

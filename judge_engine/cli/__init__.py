@@ -12,6 +12,7 @@ journal).
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import traceback
@@ -98,7 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if _takes_sources(args.command) and not any(item.startswith("-") for item in rest):
                 args.sources = [*getattr(args, "sources", []), *rest]
             else:
-                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+                sub = _subparser(parser, args.command)
+                (sub or parser).error(
+                    f"unrecognized arguments: {' '.join(rest)}{_did_you_mean(rest, sub)}"
+                )
     except SystemExit as done:  # --help, --version, or a usage error already printed
         return done.code if isinstance(done.code, int) else 2
     if args.command is None:
@@ -133,6 +137,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 70
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str | None) -> Parser | None:
+    """The parser of a subcommand, by its name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            sub = action.choices[name]
+            return sub if isinstance(sub, Parser) else None
+    return None
+
+
+def _did_you_mean(rest: Sequence[str], sub: argparse.ArgumentParser | None) -> str:
+    """A suggestion for a misspelt option, from the command's own options."""
+    if sub is None:
+        return ""
+    known = [o for o in sub._option_string_actions if o.startswith("--")]
+    for item in rest:
+        if item.startswith("--"):
+            close = difflib.get_close_matches(item.split("=", 1)[0], known, n=2, cutoff=0.6)
+            if close:
+                return f"; did you mean {' or '.join(close)}?"
+    return ""
 
 
 def _takes_sources(name: str | None) -> bool:

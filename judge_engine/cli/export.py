@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..sinks import EXPORT_FORMATS, export
@@ -24,7 +25,9 @@ def add(parser: argparse.ArgumentParser) -> None:
         "--to", choices=EXPORT_FORMATS, default="parquet", help="format (default parquet)"
     )
     parser.add_argument(
-        "--file", metavar="PATH", help="where to write (default OUT/scores-by-session.*)"
+        "--file",
+        metavar="PATH",
+        help="where to write (default OUT/scores-by-session.*; - for stdout)",
     )
     parser.add_argument(
         "--all-judges",
@@ -34,10 +37,22 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    target = writable_file(args.file, "--file", Path(args.out)) if args.file else None
+    to_stdout = args.file == "-"
+    target = (
+        writable_file(args.file, "--file", Path(args.out)) if args.file and not to_stdout else None
+    )
     try:
-        path, rows = export(Path(args.out), args.to, target, all_judges=args.all_judges)
+        path, rows = export(
+            Path(args.out),
+            args.to,
+            target,
+            all_judges=args.all_judges,
+            stream=sys.stdout.buffer if to_stdout else None,
+        )
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
-    print(f"{rows:,} sessions -> {path}")
+    print(
+        f"{rows:,} sessions -> {'stdout' if to_stdout else path}",
+        file=sys.stderr if to_stdout else sys.stdout,
+    )
     return 0

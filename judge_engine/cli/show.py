@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 from pathlib import Path
 
 from .. import transcripts
@@ -48,7 +49,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     options = config.sources
     planner = Planner(config.panel, config.request, RubricSet.load(config.request.rubrics))
+    seen = _Nearest(args.session)
     for item in read(options, options.sources):
+        if isinstance(item, Session):
+            seen.add(item.session_id)
         if isinstance(item, Session) and item.session_id == args.session:
             rendered = planner.render(planner.plan(item))
             if not rendered.asks:
@@ -56,7 +60,35 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 raise UsageError(f"session {args.session!r} cannot be rendered: {reason}")
             print(describe(item, rendered.asks[0].request, system=args.system))
             return 0
-    raise UsageError(f"no session {args.session!r} in {', '.join(options.sources)}")
+    raise UsageError(
+        f"no session {args.session!r} in {', '.join(options.sources)}{seen.suggestion()}"
+    )
+
+
+class _Nearest:
+    """The ids closest to one that is not there, kept while the sources stream by (at
+    most `_KEEP` candidates held, the closest by difflib's ratio)."""
+
+    _KEEP = 3
+
+    def __init__(self, wanted: str) -> None:
+        self.wanted = wanted
+        self.best: list[tuple[float, str]] = []
+        self._matcher = difflib.SequenceMatcher(b=wanted)
+
+    def add(self, candidate: str) -> None:
+        matcher = self._matcher
+        matcher.set_seq1(candidate)
+        if matcher.real_quick_ratio() < 0.5 or matcher.quick_ratio() < 0.5:
+            return
+        score = matcher.ratio()
+        if score >= 0.5 and (score, candidate) not in self.best:
+            self.best = sorted([*self.best, (score, candidate)], reverse=True)[: self._KEEP]
+
+    def suggestion(self) -> str:
+        if not self.best:
+            return " (`judge-engine sessions SOURCE --list` lists the ids)"
+        return "; did you mean " + " or ".join(repr(c) for _, c in self.best) + "?"
 
 
 def _graded(out: Path, session_id: str) -> int:
@@ -64,7 +96,10 @@ def _graded(out: Path, session_id: str) -> int:
     records = [r for r in view.latest(first_sample=True) if r.session_id == session_id]
     kept = transcripts.find(out, session_id)
     if not records and kept is None:
-        raise UsageError(f"no session {session_id!r} in {out}")
+        seen = _Nearest(session_id)
+        for record in view.latest(first_sample=True):
+            seen.add(record.session_id)
+        raise UsageError(f"no session {session_id!r} in {out}{seen.suggestion()}")
     order = view.slot_order(r.slot for r in records)
     records.sort(key=lambda r: order.index(r.slot) if r.slot in order else len(order))
     print(describe_graded(kept, records, session_id))

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, overload
 
+import orjson
+
+from ..models import main_model
 from . import agenttrace, hermes, openai_chat, otel, otlp
 from .fidelity import Census, census
 from .model import (
@@ -105,9 +110,16 @@ def detect_format(row: Mapping[str, Any]) -> str | None:
 
 
 def parse_row(
-    raw: RawRow, fmt: str | None = None, agent_model: str | None = None
+    raw: RawRow,
+    fmt: str | None = None,
+    agent_model: str | None = None,
+    *,
+    benchmark: str | None = None,
+    benchmark_from: str | None = None,
 ) -> Session | Rejection:
-    """One decoded row -> a Session, or a Rejection saying why not."""
+    """One decoded row -> a Session, or a Rejection saying why not. A session whose
+    row names no benchmark takes it from `benchmark_from` (`benchmark_of`), else
+    `benchmark`; its model for grouping is its main model (`models.main_model`)."""
     fmt = fmt or detect_format(raw.data)
     adapter = _BY_NAME.get(fmt) if fmt else None
     if adapter is None:
@@ -117,7 +129,14 @@ def parse_row(
         )
     ref = SourceRef(raw.source, raw.row, adapter.name, raw.fingerprint)
     try:
-        return adapter.parse(raw.data, ref, Hints(agent_model, raw.hub_config))
+        session = adapter.parse(raw.data, ref, Hints(agent_model, raw.hub_config))
+        changes: dict[str, Any] = {}
+        if session.benchmark is None and (benchmark_from or benchmark):
+            found = benchmark_of(raw, benchmark_from) if benchmark_from else None
+            changes["benchmark"] = found or benchmark
+        if session.agent_model is None and session.agent_models:
+            changes["agent_model"] = main_model(session.agent_models)[0]
+        return replace(session, **changes) if changes else session
     except BadRow as bad:
         return Rejection(raw.source, raw.row, bad.reason, bad.detail, bad.session_id)
     except Exception as exc:
@@ -128,6 +147,36 @@ def parse_row(
             "malformed_row",
             f"{adapter.name} row: {type(exc).__name__}: {exc}"[:500],
         )
+
+
+def benchmark_of(raw: RawRow, spec: str) -> str | None:
+    """The benchmark `--benchmark-from` finds for a row: with `file:REGEX`, in the
+    source file's name (the group named `benchmark`, else the first group, else the
+    whole match); else the row's own field of that name, or the first span attribute
+    of that name (OTel spans, and raw OTLP with its resource attributes)."""
+    if spec.startswith("file:"):
+        match = re.search(spec[5:], Path(raw.source).name)
+        if match is None:
+            return None
+        if "benchmark" in match.re.groupindex:
+            return match.group("benchmark") or None
+        return (match.group(1) if match.re.groups else match.group(0)) or None
+    value = raw.data.get(spec)
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+        return str(value).strip()
+    spans = raw.data.get("spans")
+    for span in spans if isinstance(spans, list) else []:
+        attrs = span.get("attributes") if isinstance(span, Mapping) else None
+        if isinstance(attrs, str) and spec in attrs:
+            try:
+                attrs = orjson.loads(attrs)
+            except orjson.JSONDecodeError:
+                continue
+        if isinstance(attrs, Mapping):
+            value = attrs.get(spec)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return None
 
 
 class IdSet:
@@ -187,6 +236,8 @@ def read_sessions(
     max_row_mb: int = ...,
     max_open_mb: int = ...,
     session_by: str = ...,
+    benchmark: str | None = ...,
+    benchmark_from: str | None = ...,
     known: None = ...,
 ) -> Iterator[Session | Rejection]: ...
 
@@ -200,6 +251,8 @@ def read_sessions(
     max_row_mb: int = ...,
     max_open_mb: int = ...,
     session_by: str = ...,
+    benchmark: str | None = ...,
+    benchmark_from: str | None = ...,
     known: KnownRows | None,
 ) -> Iterator[Session | Rejection | Known]: ...
 
@@ -212,6 +265,8 @@ def read_sessions(
     max_row_mb: int = DEFAULT_MAX_ROW_MB,
     max_open_mb: int = DEFAULT_MAX_OPEN_MB,
     session_by: str = "auto",
+    benchmark: str | None = None,
+    benchmark_from: str | None = None,
     known: KnownRows | None = None,
 ) -> Iterator[Session | Rejection | Known]:
     """Stream sessions from every source in order; ids must be unique across the run.
@@ -222,9 +277,16 @@ def read_sessions(
     comes as `Known`, its number taken as its session id's (`IdSet.number`)."""
     seen = IdSet()
     max_row_bytes = max_row_mb << 20
-    assembler = otlp.Assembler(
-        max_row_bytes, max_open_bytes=max_open_mb << 20, session_by=session_by
+    attribute = (
+        benchmark_from if benchmark_from and not benchmark_from.startswith("file:") else None
     )
+    assembler = otlp.Assembler(
+        max_row_bytes,
+        max_open_bytes=max_open_mb << 20,
+        session_by=session_by,
+        keep=(attribute,) if attribute else (),
+    )
+    hints = {"benchmark": benchmark, "benchmark_from": benchmark_from}
 
     def unique(result: Session | Rejection, raw: RawRow) -> Session | Rejection:
         if not isinstance(result, Session):
@@ -244,7 +306,7 @@ def read_sessions(
             if isinstance(piece, Rejection):
                 yield piece
             else:
-                yield unique(parse_row(piece, otlp.FORMAT, agent_model), piece)
+                yield unique(parse_row(piece, otlp.FORMAT, agent_model, **hints), piece)
 
     def remembered(item: Known) -> Known | Rejection:
         if seen.add_number(item.number):
@@ -270,6 +332,6 @@ def read_sessions(
             if kind == otlp.FORMAT:
                 yield from grouped(assembler.add(item))
                 continue
-            yield unique(parse_row(item, kind, agent_model), item)
+            yield unique(parse_row(item, kind, agent_model, **hints), item)
         yield from grouped(assembler.end_source(spec))
     yield from grouped(assembler.finish())

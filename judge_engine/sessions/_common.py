@@ -167,6 +167,25 @@ LABEL_COLUMNS = ("success", "label", "resolved", "passed")
 COST_COLUMNS = ("agent_cost", "cost_usd", "total_cost")
 
 
+#: Span attributes that carry what a call cost (USD): OTel GenAI as LiteLLM writes it,
+#: the usage form, LiteLLM's own callback field.
+SPAN_COST_ATTRIBUTES = ("gen_ai.cost.total_cost", "gen_ai.usage.cost", "response_cost")
+
+
+def span_cost(attrs: Mapping[str, Any]) -> float | None:
+    """What one span says its call cost, or None."""
+    for name in SPAN_COST_ATTRIBUTES:
+        value = attrs.get(name)
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                continue
+        if isinstance(value, (int, float)) and _number(value):
+            return float(value)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Facts:
     """What later stages read of a session besides its conversation."""

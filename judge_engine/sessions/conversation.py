@@ -42,7 +42,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -91,6 +91,8 @@ class Conversation:
     side_calls: int
     #: Input messages of the transcript's chains that did not parse as JSON.
     malformed: int = 0
+    #: How many of the agent's calls each model name made (for its main model).
+    model_calls: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -597,7 +599,9 @@ def read(calls: Sequence[Call]) -> Conversation | None:
         if not failed:
             return None
         reading = Reading(failed_calls=len(failed), ended_with_failure=True)
-        return Conversation(_events(failed), "", _models(failed), (), reading, 0)
+        return Conversation(
+            _events(failed), "", _models(failed), (), reading, 0, 0, _model_calls(failed)
+        )
 
     segments, side = _segments(trace, main, total)
     agent_calls = {n.call.index for chain in segments for n in chain}
@@ -657,6 +661,7 @@ def read(calls: Sequence[Call]) -> Conversation | None:
         reading=reading,
         side_calls=len(side),
         malformed=malformed,
+        model_calls=_model_calls([trace.nodes[i].call for i in sorted(agent_calls)]),
     )
 
 
@@ -701,6 +706,16 @@ def _segments(trace: _Trace, main: list[_Node], total: int) -> tuple[list[list[_
     for call in trace.wrapped:
         side.append(f"{_describe(call, total)}: another record of an LLM call shown (a wrapper)")
     return segments, side
+
+
+def _model_calls(calls: Sequence[Call]) -> dict[str, int]:
+    """How many of `calls` each model name made (a call naming two counts for both)."""
+    counts: dict[str, int] = {}
+    for call in calls:
+        for model in call.models:
+            if model:
+                counts[model] = counts.get(model, 0) + 1
+    return counts
 
 
 def _models(calls: Sequence[Call]) -> tuple[str, ...]:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..models import canonical_model
+
 #: Roles of the OpenAI chat shape that sessions use, and "event": something the trace
 #: records that no participant said (a failed call, a restarted conversation).
 ROLES = ("system", "user", "assistant", "tool", "event")
@@ -84,6 +86,10 @@ class Hints:
     agent_model: str | None = None
     #: The hub config a row came from (Hermes names its model by config).
     hub_config: str | None = None
+    #: The benchmark of rows that name none (`--benchmark`).
+    benchmark: str | None = None
+    #: Where to read the benchmark of rows that name none (`--benchmark-from`).
+    benchmark_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,18 @@ class Session:
     agent_usage: Mapping[str, int] = field(default_factory=dict)
     #: What the agent's run cost, when the source says (USD).
     agent_cost_usd: float | None = None
+    #: Where that cost came from: "column" (the source's own cost column), "spans" (the
+    #: sum of its spans' cost attributes); None when it says nothing.
+    agent_cost_from: str | None = None
+    #: The model the session is grouped by (`models.main_model`): the canonical name
+    #: that made the most of the agent's calls; None when no call names a model.
+    agent_model: str | None = None
+
+    @property
+    def other_models(self) -> tuple[str, ...]:
+        """The session's other models, canonical, for grouping's "also" lists."""
+        names = {canonical_model(m) for m in self.agent_models}
+        return tuple(sorted(n for n in names if n and n != self.agent_model))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +165,8 @@ class Session:
             "label": self.label,
             "agent_usage": dict(self.agent_usage),
             "agent_cost_usd": self.agent_cost_usd,
+            "agent_cost_from": self.agent_cost_from,
+            "agent_model": self.agent_model,
             "source": {
                 "source": self.source.source,
                 "row": self.source.row,

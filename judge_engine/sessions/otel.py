@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from ..models import main_model
 from . import conversation
 from ._common import (
     as_int,
@@ -29,6 +30,7 @@ from ._common import (
     parse_time,
     row_id,
     scalar_columns,
+    span_cost,
     unique,
 )
 from .model import BadRow, Hints, Session, SourceRef
@@ -143,6 +145,8 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
     found: list[tuple[Any, conversation.Call]] = []
     known_models: dict[tuple[Any, Any], tuple[str, ...]] = {}
     input_tokens = output_tokens = 0
+    #: What the spans say the calls cost (None: no span says).
+    spans_cost: float | None = None
     starts: list[Any] = []
     ends: list[Any] = []
     for position, span in enumerate(spans):
@@ -161,6 +165,9 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
             or as_int(attrs.get("gen_ai.usage.completion_tokens"))
             or 0
         )
+        cost = span_cost(attrs)
+        if cost is not None:
+            spans_cost = (spans_cost or 0.0) + cost
         start, end = span.get("start_time"), span.get("end_time")
         if start is not None:
             starts.append(start)
@@ -247,6 +254,10 @@ def parse(row: Mapping[str, Any], source: SourceRef, hints: Hints) -> Session:
         source=source,
         label=known.label,
         agent_usage=known.usage,
-        agent_cost_usd=known.cost_usd,
+        agent_cost_usd=known.cost_usd if known.cost_usd is not None else spans_cost,
+        agent_cost_from="column"
+        if known.cost_usd is not None
+        else ("spans" if spans_cost is not None else None),
+        agent_model=main_model(read.model_calls or models)[0],
         reading=read.reading,
     )

@@ -246,6 +246,7 @@ class Assembler:
         *,
         max_open_bytes: int = 1 << 62,
         session_by: str = "auto",
+        keep: tuple[str, ...] = (),
     ) -> None:
         self._open: dict[tuple[str, str], _Group] = {}
         self._limit = max_session_bytes
@@ -253,7 +254,8 @@ class Assembler:
         #: Estimated bytes the open sessions hold, together.
         self._held = 0
         self._by = session_by
-        self._extra = () if session_by in GROUPINGS else (session_by,)
+        #: Resource attributes copied onto every span (a grouping or benchmark attribute).
+        self._extra = (*(() if session_by in GROUPINGS else (session_by,)), *keep)
         #: Sessions already emitted or dropped, as 64-bit hashes: 8 bytes a session.
         self._done: set[int] = set()
 
