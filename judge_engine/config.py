@@ -398,7 +398,10 @@ class RunOptions:
         "their verdicts are kept, and the run says how many changed)",
     )
     max_cost: float | None = option(
-        None, "stop taking sessions before the spend would pass this (USD)", metavar="USD"
+        None,
+        "the cap of everything runs on OUT spend (USD; what earlier runs spent counts): "
+        "no request is sent that could pass it",
+        metavar="USD",
     )
     price: tuple[str, ...] = option(
         (),

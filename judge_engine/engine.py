@@ -142,6 +142,8 @@ class RunResult:
     changed: int = 0
     #: Requests a batch's files answered twice, differently (asked again).
     conflicting: int = 0
+    #: What earlier runs on OUT spent (USD), counted against --max-cost.
+    spent_before: float = 0.0
     judges: dict[str, JudgeTally] = field(default_factory=dict)
     #: CPU seconds by stage: read (sources, adapters, planning, resume check), render,
     #: parse (verdicts), journal (durable writes, score rows), and the rest: HTTP, the
@@ -248,6 +250,9 @@ class _Run:
             visit=graded.visit if graded else None,
             snapshot_tag=self._snapshot_tag() if graded else None,
         )
+        # --max-cost is the folder's: what its earlier runs spent counts against it.
+        self.budget.before = self.journal.spent_before
+        self.result.spent_before = round(self.journal.spent_before, 6)
         self.known: KnownRows | None = None
         if graded is not None:
             snapshot = self.journal.snapshot

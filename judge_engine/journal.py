@@ -17,6 +17,7 @@ import bisect
 import contextlib
 import fcntl
 import hashlib
+import math
 import os
 import sys
 import time
@@ -228,6 +229,8 @@ class _Done:
     finished_prints: array[int]
     #: Requests whose latest record is a permanent failure.
     failed: array[int]
+    #: What every record cost (USD): what the folder's runs spent.
+    spent: float = 0.0
 
 
 #: What the journal knows of a request (`Journal.lookup`).
@@ -241,14 +244,20 @@ def _load_keys(path: Path, visit: Callable[[dict[str, Any]], None] | None = None
     numbers = array("Q")
     prints = array("Q")
     state = array("b")  # 0 finished, 1 failed for good, 2 failed for now
+    spent = 0.0
     for data in read_fields(path):
         if visit is not None:
             visit(data)
+        cost = data.get("cost_usd")
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost > 0:
+            spent += cost
         numbers.append(key_number(data["key"]))
         prints.append(fingerprint_number(data.get("fingerprint")))
         state.append(0 if data["status"] != FAILED else (2 if data.get("transient") else 1))
     if not numbers:
         return _Done(array("Q"), array("Q"), array("Q"))  # a new run: no numpy import
+    if not math.isfinite(spent):
+        spent = 0.0
     if len(numbers) < _SMALL:  # reduced in Python: a numpy import costs more
         latest = {key: (prints[i], state[i]) for i, key in enumerate(numbers)}
         finished = sorted((key, print_) for key, (print_, s) in latest.items() if s == 0)
@@ -256,6 +265,7 @@ def _load_keys(path: Path, visit: Callable[[dict[str, Any]], None] | None = None
             array("Q", (key for key, _ in finished)),
             array("Q", (print_ for _, print_ in finished)),
             array("Q", sorted(key for key, (_, s) in latest.items() if s == 1)),
+            spent,
         )
     import numpy as np
 
@@ -274,6 +284,7 @@ def _load_keys(path: Path, visit: Callable[[dict[str, Any]], None] | None = None
         packed(finals[finished][order]),
         packed(final_prints[finished][order]),
         packed(np.sort(finals[final_state == 1])),
+        spent,
     )
 
 
@@ -343,6 +354,7 @@ def write_snapshot(out_dir: Path, tag: str, done: _Done, extra: dict[str, array[
         "v": _SNAPSHOT_VERSION,
         "journal": _identity(out_dir / JOURNAL),
         "tag": tag,
+        "spent": done.spent,
         "byteorder": sys.byteorder,
         "arrays": {name: len(values) for name, values in arrays.items()},
     }
@@ -363,6 +375,7 @@ def read_snapshot(out_dir: Path, tag: str) -> tuple[_Done, dict[str, array[int]]
                 or header.get("tag") != tag
                 or header.get("byteorder") != sys.byteorder
                 or header.get("journal") != _identity(out_dir / JOURNAL)
+                or not isinstance(header.get("spent"), (int, float))
             ):
                 return None
             arrays: dict[str, array[int]] = {}
@@ -377,7 +390,12 @@ def read_snapshot(out_dir: Path, tag: str) -> tuple[_Done, dict[str, array[int]]
                 return None
     except (OSError, ValueError, TypeError, KeyError, AttributeError):  # UnsafePath too
         return None
-    done = _Done(arrays.pop("finished"), arrays.pop("finished_prints"), arrays.pop("failed"))
+    done = _Done(
+        arrays.pop("finished"),
+        arrays.pop("finished_prints"),
+        arrays.pop("failed"),
+        float(header["spent"]),
+    )
     return done, arrays
 
 
@@ -564,6 +582,11 @@ class Journal:
     def is_done(self, key: str, *, retry_failed: bool = False) -> bool:
         """Whether the next run leaves this request alone (see `lookup`)."""
         return self.lookup(key, retry_failed=retry_failed)[0] != NEW
+
+    @property
+    def spent_before(self) -> float:
+        """What the folder's earlier runs spent (USD), from every record's cost."""
+        return self._done.spent
 
     def lookup(self, key: str, *, retry_failed: bool = False) -> tuple[str, int]:
         """What an earlier run left of this request: `DONE` (a verdict or a skip),

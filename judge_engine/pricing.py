@@ -95,15 +95,21 @@ class Budget:
 
     A request reserves its expected cost (prompt estimate plus an expected verdict)
     before it is sent, and its real cost is spent when its reply's usage says; the run
-    takes no request that would carry spent plus reserved past the limit. Costs of
-    judges without a price are unknown: the run then cannot say what it spent."""
+    takes no request that would carry spent plus reserved past the limit. The limit is
+    the results folder's: `before`, what earlier runs on it spent (the journal's
+    records), counts against it. Costs of judges without a price are unknown: the run
+    then cannot say what it spent."""
 
-    def __init__(self, prices: PriceTable, limit: float | None) -> None:
+    def __init__(self, prices: PriceTable, limit: float | None, before: float = 0.0) -> None:
         self.prices = prices
         self.limit = limit
+        #: What earlier runs on the folder spent.
+        self.before = before
         self.spent = 0.0
         self.reserved = 0.0
         self.known = True
+        #: Whether a request was refused for the limit.
+        self.refused = False
 
     def reserve(self, judge: str, prompt_tokens: int, output_tokens: int) -> float | None:
         """Hold a request's expected cost; None when it would pass the limit."""
@@ -111,7 +117,11 @@ class Budget:
         if expected is None:
             self.known = False
             return 0.0
-        if self.limit is not None and self.spent + self.reserved + expected > self.limit:
+        if (
+            self.limit is not None
+            and self.before + self.spent + self.reserved + expected > self.limit
+        ):
+            self.refused = True
             return None
         self.reserved += expected
         return expected

@@ -301,8 +301,25 @@ async def test_max_cost_stops_taking_sessions_and_the_run_resumes(tmp_path: Path
         assert first.stopped == "max_cost" and first.status == "max_cost"
         assert 0 < first.verdicts < 12
         assert first.cost_usd is not None and first.cost_usd <= 0.006
+        # The cap is the folder's: the same command again spends at most what is left
+        # of it, and once nothing fits, says so without sending anything.
+        done = first.verdicts
+        for _ in range(5):
+            sent = len(server.bodies)
+            again, _ = await grade(config, KEY)
+            assert again.status == "max_cost"
+            assert again.spent_before + (again.cost_usd or 0) <= 0.006 + 1e-9
+            done += again.verdicts
+            if len(server.bodies) == sent:
+                break
+        assert again.verdicts == 0 and again.spent_before > 0
+        # A higher cap lets it go on, up to the new cap for everything spent.
+        more, _ = await grade(config.replace(max_cost=0.009), KEY)
+        assert more.verdicts > 0
+        assert (more.cost_usd or 0) + more.spent_before <= 0.009 + 1e-9
+        done += more.verdicts
         rest, _ = await grade(config.replace(max_cost=None), KEY)
-    assert rest.verdicts == 12 - first.verdicts
+    assert rest.verdicts == 12 - done
     assert len(read_jsonl(tmp_path / "out" / "scores.jsonl")) == 12
 
 

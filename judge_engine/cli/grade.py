@@ -141,7 +141,14 @@ def _closing(result: RunResult, config: Config, resume: str) -> None:
     elif result.stopped == "signal":
         _stopped("stopped by a signal", result, resume)
     elif result.stopped == "max_cost":
-        _stopped("stopped before passing --max-cost (raise it to go on)", result, resume)
+        spent = result.spent_before + (result.cost_usd or 0.0)
+        _stopped(
+            f"stopped before passing --max-cost ${config.run.max_cost:,.4f}, the cap of "
+            f"everything runs on {out} spend: they have spent ${spent:,.4f} "
+            f"(${result.spent_before:,.4f} before this run); raise it to go on",
+            result,
+            resume,
+        )
     elif result.lacking and not result.submitted:
         _lacking(result, resume)
     if result.changed and not config.run.regrade_changed:
