@@ -126,8 +126,10 @@ class RunResult:
     skipped: int = 0
     #: Guard skips by judge slot.
     skipped_slots: dict[str, int] = field(default_factory=dict)
-    #: Sources (files, or hub datasets) that yielded no session.
+    #: Sources (files, or hub datasets) read to their end that yielded no session.
     empty_sources: list[str] = field(default_factory=list)
+    #: Sources a stopped run did not reach (not read at all).
+    sources_not_read: int = 0
     #: Where --fresh moved the earlier journal.
     moved_aside: str | None = None
     requests_sent: int = 0
@@ -204,8 +206,10 @@ class _Run:
         #: The run's credentials, scrubbed from everything it writes or prints.
         self.secrets = Secrets(api_key, config.gateway.url)
         self.cpu: defaultdict[str, float] = defaultdict(float)
-        #: Sessions read per source, to name the sources that yielded none.
+        #: Sessions read per source, to name the sources that yielded none; the sources
+        #: that gave anything (a session or a rejection).
         self.per_source: Counter[str] = Counter()
+        self.reached: set[str] = set()
         #: Sessions handed to workers and not yet finished.
         self.open_jobs = 0
         #: Whether the producer read every row it was meant to (or up to --limit).
@@ -294,6 +298,8 @@ class _Run:
                     )
                     await self._run_tasks(sources)
             finally:
+                if self.read_all and not self.open_jobs:
+                    self.progress.complete()  # every session was read and finished
                 self.progress.close(self._status())
                 self.rejects.close()
                 with contextlib.suppress(JournalError):  # _finish rebuilds what is not synced
@@ -309,7 +315,12 @@ class _Run:
         self.result.moved_aside = (
             str(self.journal.moved_aside) if self.journal.moved_aside else None
         )
-        self.result.empty_sources = [s for s in sources if not self.per_source[s]]
+        # A stopped run says nothing of the sources it did not reach: only those read to
+        # their end may be empty.
+        reached = [i for i, s in enumerate(sources) if s in self.reached]
+        last = len(sources) if self.read_all else (max(reached) if reached else 0)
+        self.result.empty_sources = [s for s in sources[:last] if not self.per_source[s]]
+        self.result.sources_not_read = 0 if self.read_all else len(sources) - last - bool(reached)
         self.result.wall_s = time.monotonic() - started
         asker = getattr(self, "asker", None)
         if asker is not None:
@@ -477,6 +488,7 @@ class _Run:
             if item is None:
                 return jobs, finished, False
             result.rows_read += 1
+            self.reached.add(item.source if not isinstance(item, Session) else item.source.source)
             if isinstance(item, Rejection):
                 self.rejects.add(item)
                 result.rejected += 1

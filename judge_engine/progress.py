@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -73,19 +73,38 @@ class Tally:
             tally.cost_usd += cost
 
 
-class Progress:
-    """A tqdm bar whose postfix is refreshed at most twice a second."""
+#: The bar when the number of sessions is known, and while it is not (raw OTLP files,
+#: stdin, the hub): what matters first, so that a narrow terminal cuts the least.
+_KNOWN = "{percentage:3.0f}% {n_fmt}/{total_fmt} sessions |{bar:10}| {elapsed}<{remaining}{postfix}"
+_UNKNOWN = "{n_fmt} sessions so far, {elapsed}{postfix}"
 
-    def __init__(self, total: int | None, *, quiet: bool, initial: int = 0) -> None:
+
+class Progress:
+    """A tqdm bar of sessions whose figures are refreshed at most twice a second: the
+    failures, 429s and cost first (an 80-column terminal keeps them), then what is in
+    flight, retries and tokens. Without a known total it counts "sessions so far"; a
+    run that read everything ends at 100%."""
+
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        quiet: bool,
+        initial: int = 0,
+        ncols: int | None = None,
+        file: TextIO | None = None,
+    ) -> None:
         self._bar = tqdm(
             total=total,
             initial=initial,
-            unit="session",
             disable=quiet,
-            file=raw(sys.stderr),  # it draws with a carriage return; its figures are escaped
-            dynamic_ncols=True,
+            # It draws with a carriage return on the raw stream; its figures are escaped.
+            file=file or raw(sys.stderr),
+            dynamic_ncols=ncols is None,
+            ncols=ncols,
             mininterval=0.5,
             smoothing=0.1,
+            bar_format=_KNOWN if total else _UNKNOWN,
         )
         self._shown = 0.0
 
@@ -95,13 +114,19 @@ class Progress:
         now = time.monotonic()
         if now - self._shown >= 0.5:
             self._shown = now
-            self._bar.set_postfix(_inert(status), refresh=False)
+            self._bar.set_postfix_str(figures(status), refresh=False)
 
     def set_total(self, total: int | None) -> None:
         """The number of sessions, once it is known (counted beside the run)."""
         if total is not None:
-            self._bar.total = total
+            self._bar.total = max(total, self._bar.n)
+            self._bar.bar_format = _KNOWN
             self._bar.refresh()
+
+    def complete(self) -> None:
+        """Every session was read: whatever the estimate, the bar ends at 100%."""
+        self._bar.total = self._bar.n
+        self._bar.bar_format = _KNOWN
 
     def say(self, text: str) -> None:
         """A line for the person at the terminal, above the bar (on stderr, even with
@@ -111,18 +136,30 @@ class Progress:
     def refresh(self, status: dict[str, Any]) -> None:
         """Redraw with new figures though no session finished (a pause, a slow reply)."""
         self._shown = time.monotonic()
-        self._bar.set_postfix(_inert(status), refresh=True)
+        self._bar.set_postfix_str(figures(status), refresh=True)
 
     def close(self, status: dict[str, Any] | None = None) -> None:
         if status is not None:
             # the final figures, unthrottled
-            self._bar.set_postfix(_inert(status), refresh=True)
+            self._bar.set_postfix_str(figures(status), refresh=True)
         self._bar.close()
 
 
-def _inert(status: dict[str, Any]) -> dict[str, Any]:
-    """The figures with any text a server gave made inert (`terminal`)."""
-    return {k: escape_field(v) if isinstance(v, str) else v for k, v in status.items()}
+def figures(status: dict[str, Any]) -> str:
+    """The progress figures in one short line, the ones that matter first; any text a
+    server gave made inert (`terminal`)."""
+    parts = [f"{status.get('failed', 0):,} failed", f"{status.get('429s', 0):,} 429s"]
+    if "cost" in status:
+        parts.append(str(status["cost"]))
+    parts.append(f"{status.get('verdicts', 0):,} verdicts")
+    parts.append(f"{status.get('in_flight', 0):,} in flight")
+    if status.get("retries"):
+        parts.append(f"{status['retries']:,} retries")
+    tokens = status.get("tokens", 0)
+    parts.append(f"{tokens / 1000:,.0f}k tokens" if tokens >= 10_000 else f"{tokens:,} tokens")
+    if status.get("server"):
+        parts.append(str(status["server"]))
+    return escape_field(", ".join(parts))
 
 
 def format_summary(

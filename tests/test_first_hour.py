@@ -16,6 +16,7 @@ from judge_engine.testing import synth
 from .conftest import write_jsonl
 
 KEY = "sk-first-hour-" + "f" * 24
+SAMPLES = Path(__file__).resolve().parent.parent / "judge_engine" / "samples"
 
 
 def _source(tmp_path: Path, count: int = 4, **kwargs: object) -> str:
@@ -117,3 +118,117 @@ def test_graded_sessions_group_by_their_main_model_in_reports_and_exports(
     exported = [orjson.loads(line) for line in capsys.readouterr().out.splitlines() if line]
     assert {row["agent_model"] for row in exported} == {"gpt-5.4"}
     assert os.path.exists(out / "scores.jsonl")
+
+
+@pytest.mark.parametrize("packing", ["gz", "bz2", "xz"])
+def test_compressed_sources_are_read_streaming(tmp_path: Path, packing: str) -> None:
+    import bz2
+    import gzip
+    import lzma
+
+    from judge_engine.sessions import Rejection, Session, expand, read_sessions
+
+    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[packing]
+    rows = [synth.otel_row(f"s{i}", "swebench", seed=i) for i in range(3)]
+    path = tmp_path / f"traces.jsonl.{packing}"
+    with opener(path, "wb") as handle:
+        handle.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    whole = tmp_path / f"one.json.{packing}"
+    with opener(whole, "wb") as handle:
+        handle.write(orjson.dumps(rows[:2]))  # one JSON array
+    assert expand([str(tmp_path)]) == sorted([str(path), str(whole)])
+    items = list(read_sessions([str(path)]))
+    assert [i.session_id for i in items if isinstance(i, Session)] == ["s0", "s1", "s2"]
+    items = list(read_sessions([str(whole)]))
+    assert len([i for i in items if isinstance(i, Session)]) == 2
+    # A file cut short: the rows before the cut, then one rejection for the rest.
+    data = path.read_bytes()
+    broken = tmp_path / f"broken.jsonl.{packing}"
+    broken.write_bytes(data[: len(data) * 2 // 3])
+    items = list(read_sessions([str(broken)]))
+    assert isinstance(items[-1], Rejection) and items[-1].reason == "invalid_compression"
+    assert not any(isinstance(i, Rejection) and i.reason == "invalid_utf8" for i in items)
+
+
+def test_the_progress_total_is_sessions_and_a_finished_run_ends_at_100(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    from judge_engine.progress import Progress, figures
+    from judge_engine.sessions import count_rows
+
+    # Raw OTLP: lines are not sessions, so no false total.
+    otlp = tmp_path / "x.traces.jsonl"
+    otlp.write_text('{"resourceSpans": []}\n' * 50)
+    assert count_rows(str(otlp)) is None
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("{}\n" * 7)
+    assert count_rows(str(rows)) == 7
+    # An 80-column terminal keeps failures, 429s and cost.
+    status = {"verdicts": 1234, "in_flight": 64, "retries": 17, "429s": 3, "failed": 2,
+              "tokens": 12_345_678, "cost": "$12.3456"}  # fmt: skip
+    stream = io.StringIO()
+    bar = Progress(1000, quiet=False, ncols=80, file=stream)
+    bar.advance(500, status)
+    bar.refresh(status)
+    line = stream.getvalue().rsplit("\r", 1)[-1]
+    assert len(line) <= 80
+    for shown in ("500/1000", "2 failed", "3 429s", "$12.3456"):
+        assert shown in line, line
+    assert figures(status).startswith("2 failed, 3 429s, $12.3456")
+    # Estimated too high (rows rejected, OTLP grouping): a run that read everything ends at 100%.
+    bar.advance(300, status)
+    bar.complete()
+    bar.close(status)
+    assert "100% 800/800" in stream.getvalue()
+
+
+async def test_the_demo_bar_ends_at_100_percent(tmp_path: Path) -> None:
+    import anyio
+
+    from judge_engine.testing.sim import SimConfig, Simulator
+
+    from .conftest import grade_argv
+
+    out = tmp_path / "out"
+    async with Simulator(SimConfig()) as sim:
+        done = await anyio.run_process(
+            grade_argv(str(SAMPLES), sim.url, out),
+            env={**os.environ, "OPENAI_API_KEY": KEY, "COLUMNS": "80"},
+            check=False,
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    final = err.split("\r")[-1].splitlines()[0] if "\r" in err else err.splitlines()[0]
+    assert final.startswith("100% "), err[-500:]
+
+
+def test_a_stopped_run_names_no_unread_source_as_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio
+
+    from .servers import ScriptedServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    for part in range(5):
+        rows = [synth.otel_row(f"p{part}-{i}", "swebench", seed=i) for i in range(3)]
+        write_jsonl(folder / f"part{part}.jsonl", rows)
+    (folder / "a-empty.jsonl").write_text("")  # read before the stop: it is empty
+    (folder / "zz-empty.jsonl").write_text("")  # never reached: nothing is known of it
+
+    async def run() -> int:
+        async with ScriptedServer() as server:
+            argv = ["grade", str(folder), "--judge", "gpt-4.1", "--base-url", server.url,
+                    "--out", str(tmp_path / "out"), "--quiet", "--concurrency", "1",
+                    "--max-cost", "0.004", "--price", "gpt-4.1=2,8"]  # fmt: skip
+            return await anyio.to_thread.run_sync(main, argv)
+
+    assert anyio.run(run) == 1
+    err = capsys.readouterr().err
+    assert "no session in" in err and "a-empty.jsonl" in err
+    assert "zz-empty.jsonl" not in err, err
+    assert "sources not read yet" in err

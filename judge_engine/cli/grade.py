@@ -108,6 +108,8 @@ def _closing(result: RunResult, config: Config, resume: str) -> None:
     out = Path(config.run.out)
     for source in result.empty_sources:
         print(f"judge-engine: warning: no session in {source}", file=sys.stderr)
+    if result.sources_not_read:
+        print(f"judge-engine: {result.sources_not_read:,} sources not read yet", file=sys.stderr)
     if result.moved_aside:
         print(f"\n--fresh: the earlier journal was moved to {result.moved_aside} (kept, not read)")
     print(

@@ -8,15 +8,19 @@ Parquet a few rows at a time, the hub through `datasets`' streaming mode.
 
 from __future__ import annotations
 
+import bz2
 import glob
+import gzip
 import hashlib
+import lzma
 import os
 import socket
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -25,8 +29,14 @@ from ..files import is_state_name
 from ..redact import redact_text
 from .model import Known, Rejection
 
+#: Compressed files are read streaming, by their ending: gzip, bzip2 and xz with the
+#: standard library; zstd when the `zstandard` package is installed.
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
 #: File endings read as sources when a folder or glob is given.
-SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+SUFFIXES = (
+    ".jsonl", ".ndjson", ".json", ".parquet",
+    *(f"{base}{packed}" for base in (".jsonl", ".ndjson", ".json") for packed in _COMPRESSED),
+)  # fmt: skip
 #: Rows per Parquet batch: rows reach tens of MB, so few at a time.
 _PARQUET_BATCH = 8
 _HUB_PREFIX = "hf://"
@@ -190,6 +200,8 @@ def iter_rows(
     line `known` knows by its fingerprint is not even decoded (`Known`)."""
     if spec.startswith(_HUB_PREFIX):
         yield from _hub_rows(spec)
+    elif spec.endswith(_COMPRESSED):
+        yield from _compressed_rows(spec, max_row_bytes, known)
     elif spec == "-":
         yield from _jsonl_rows(sys.stdin.buffer, "-", max_row_bytes, known)
     elif spec.endswith(".parquet"):
@@ -201,18 +213,76 @@ def iter_rows(
             yield from _jsonl_rows(handle, spec, max_row_bytes, known)
 
 
+def _open_compressed(spec: str) -> IO[bytes]:
+    """A compressed file, decompressed as it is read (never whole)."""
+    if spec.endswith(".gz"):
+        return cast(IO[bytes], gzip.open(spec, "rb"))
+    if spec.endswith(".bz2"):
+        return bz2.open(spec, "rb")
+    if spec.endswith(".xz"):
+        return lzma.open(spec, "rb")
+    try:
+        import zstandard  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise SourceError(
+            f"{spec} is zstd-compressed: decompress it first (zstd -d), or pip install "
+            "zstandard to read it as it is"
+        ) from None
+    return zstandard.open(spec, "rb")  # type: ignore[no-any-return,unused-ignore]
+
+
+def _compressed_rows(
+    spec: str, limit: int, known: KnownRows | None
+) -> Iterator[RawRow | Rejection | Known]:
+    """A compressed JSON-lines file (or a compressed .json file, read as JSON lines),
+    streamed. A file that stops decompressing yields its rows so far and one rejection
+    for the rest (`invalid_compression`)."""
+    row = 0
+    try:
+        if spec.rsplit(".", 1)[0].endswith(".json"):
+            with _open_compressed(spec) as handle:
+                data = handle.read(limit + 1)
+            if len(data) <= limit:  # small enough to be one JSON document
+                yield from _json_data(data, spec, known)
+                return
+            del data  # too large for one document: read again, as JSON lines
+        with _open_compressed(spec) as handle:
+            for item in _jsonl_rows(handle, spec, limit, known):
+                row = item.row + 1
+                yield item
+    except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as exc:
+        yield Rejection(
+            spec,
+            row,
+            "invalid_compression",
+            f"the file stops decompressing here ({type(exc).__name__}: {exc}); "
+            "the rows after it were not read",
+        )
+
+
 def count_rows(spec: str) -> int | None:
-    """The number of rows a source holds when that is cheap to know, else None."""
+    """The number of sessions a source holds when that is cheap to know (a row a
+    session), else None: raw OTLP lines group into sessions only when read, so their
+    count is not the number of sessions."""
     try:
         if spec.endswith(".parquet"):
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(spec).metadata.num_rows)
-        if spec in ("-",) or spec.startswith(_HUB_PREFIX) or spec.endswith(".json"):
+        if (
+            spec in ("-",)
+            or spec.startswith(_HUB_PREFIX)
+            or spec.endswith(".json")
+            or spec.endswith(_COMPRESSED)
+        ):
             return None
         lines = 0
         last = b"\n"
         with open(spec, "rb") as handle:
+            head = handle.read(1 << 16)
+            if b'"resourceSpans"' in head or b'"resource_spans"' in head:
+                return None  # raw OTLP: lines are not sessions
+            handle.seek(0)
             while chunk := handle.read(1 << 20):
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
@@ -285,7 +355,14 @@ def _json_rows(
         with open(path, "rb") as handle:
             yield from _jsonl_rows(handle, path, limit, known)
         return
-    data = Path(path).read_bytes()
+    yield from _json_data(Path(path).read_bytes(), path, known)
+
+
+def _json_data(
+    data: bytes, path: str, known: KnownRows | None
+) -> Iterator[RawRow | Rejection | Known]:
+    """The rows of a .json file's content: one array of rows, one object, or JSON
+    lines."""
     try:
         whole = orjson.loads(data)
     except orjson.JSONDecodeError:
