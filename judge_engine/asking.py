@@ -202,6 +202,7 @@ class Asker:
                     return None  # the run stopped before this request was on the wire
                 if exc.kind == "submitted":
                     self.tally.submitted += 1  # in a batch at the server (--no-wait)
+                    job.submitted += 1
                     return None
                 if exc.kind == "auth":
                     raise FatalError(

@@ -111,6 +111,10 @@ class RunResult:
     sessions_failed: int = 0
     #: Sessions taken but not finished when the run stopped (asked again on resume).
     not_reached: int = 0
+    #: Sessions whose every request this run was a guard skip (no model may judge them).
+    sessions_skipped: int = 0
+    #: Sessions whose requests wait in batches at the server (--no-wait).
+    sessions_submitted: int = 0
     #: Whether the run stopped before reading every source.
     sources_left: bool = False
     rejected: int = 0
@@ -124,8 +128,9 @@ class RunResult:
     #: Requests left in batches at the server (--no-wait), and those batches.
     submitted: int = 0
     skipped: int = 0
-    #: Guard skips by judge slot.
+    #: Guard skips by judge slot, and the reason of one of them per slot.
     skipped_slots: dict[str, int] = field(default_factory=dict)
+    skip_reasons: dict[str, str] = field(default_factory=dict)
     #: Sources (files, or hub datasets) read to their end that yielded no session.
     empty_sources: list[str] = field(default_factory=list)
     #: Sources a stopped run did not reach (not read at all).
@@ -492,8 +497,7 @@ class _Run:
             if isinstance(item, Rejection):
                 self.rejects.add(item)
                 result.rejected += 1
-                finished += 1
-                continue
+                continue  # a row, not a session: the bar counts sessions
             result.sessions += 1
             if isinstance(item, Known):  # graded before, byte for byte: nothing to plan
                 self.per_source[item.source] += 1
@@ -558,10 +562,14 @@ class _Run:
 
         if len(rendered.asks) == 1:  # one judge: no task group needed
             await ask(0)
-            return
-        async with anyio.create_task_group() as group:
-            for index in range(len(rendered.asks)):
-                group.start_soon(ask, index)
+        else:
+            async with anyio.create_task_group() as group:
+                for index in range(len(rendered.asks)):
+                    group.start_soon(ask, index)
+        if job.submitted and job.remaining == job.submitted:
+            # What is left waits in batches at the server: submitted, not unreached.
+            self.result.sessions_submitted += 1
+            self.open_jobs -= 1
 
     async def _record(
         self, records: MemoryObjectSendStream[_Done], job: Job, record: Record
@@ -623,14 +631,20 @@ class _Run:
                     record = done.record
                     job = done.job
                     self.tally.count(
-                        record.status, record.judge or record.slot, record.success, record.error
+                        record.status,
+                        record.judge or record.slot,
+                        record.success,
+                        record.error,
+                        record.slot,
                     )
                     if record.status == FAILED:
                         job.failed += 1
                         self.result.failed_transient += record.transient
                     elif record.status == SKIPPED:
+                        job.skipped += 1
                         slots = self.result.skipped_slots
                         slots[record.slot] = slots.get(record.slot, 0) + 1
+                        self.result.skip_reasons.setdefault(record.slot, record.error or "")
                     if record.sample == 0:
                         self.scores.write(score_row(record), flush=False)
                     job.remaining -= 1
@@ -639,6 +653,8 @@ class _Run:
                         self.open_jobs -= 1
                         if job.failed or job.failed_before:
                             self.result.sessions_failed += 1
+                        elif job.skipped == len(job.pending):
+                            self.result.sessions_skipped += 1
                         else:
                             self.result.graded += 1
                 self.scores.flush()  # streamed: a batch at a time
@@ -713,10 +729,12 @@ class _Run:
                 result.status = "interrupted"
             elif result.stopped == "max_cost":
                 result.status = "max_cost"
-            elif result.lacking and result.submitted and not result.sessions_failed:
+            elif result.sessions_submitted and not result.lacking:
                 result.status = "submitted"
             elif result.lacking:
                 result.status = "incomplete"
+            elif result.sessions_skipped and not (result.graded or result.already_done):
+                result.status = "incomplete"  # nothing was graded: the guard skipped it all
         if result.status != "error":
             self._snapshot()
         with contextlib.suppress(JournalError):  # the summary is a convenience, not the record
@@ -757,6 +775,7 @@ class _Run:
             cost_usd=r.cost_usd,
             order=[*self.config.panel.judge, *self.config.panel.fallback_judge],
             batch=self.config.batch.batch,
+            slots=self.tally.slots,
         )
 
 

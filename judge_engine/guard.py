@@ -67,9 +67,15 @@ def assign(
             chosen.append(Assignment(slot, slot, "ok"))
             continue
         rule = "its vendor" if mode == "vendor" and not same_model(slot, culprit) else "it"
+        excluded: list[str] = []
         for fallback in fallbacks:
             key = normalize_model(fallback)
-            if key in panel or _conflict(fallback, agent_models, mode) is not None:
+            if key in panel:
+                excluded.append(f"the fallback {fallback} judges this session already")
+                continue
+            made = _conflict(fallback, agent_models, mode)
+            if made is not None:
+                excluded.append(f"the fallback {fallback} produced it too ({made})")
                 continue
             panel.add(key)
             chosen.append(
@@ -77,12 +83,13 @@ def assign(
             )
             break
         else:
+            why = "; ".join(excluded) if excluded else "no --fallback-judge given"
             chosen.append(
                 Assignment(
                     slot,
                     None,
                     f"self-grading: {rule} produced this session ({culprit}) "
-                    "and no fallback judge is left",
+                    f"and no fallback judge is left ({why})",
                 )
             )
     return chosen

@@ -70,8 +70,11 @@ class Job:
     remaining: int = 0
     #: Requests an earlier run failed for good, left for --retry-failed.
     failed_before: int = 0
-    #: Requests of this run that ended failed (the writer counts them).
+    #: Requests of this run that ended failed, or in a guard skip (the writer counts
+    #: them), or in a batch at the server (--no-wait).
     failed: int = 0
+    skipped: int = 0
+    submitted: int = 0
     #: The line keeping what the judges read (`transcripts`), until its first record.
     transcript: bytes | None = None
 

@@ -36,6 +36,8 @@ class Tally:
     """The run's counts: what was answered, failed and skipped, per judge and in all."""
 
     judges: dict[str, JudgeTally] = field(default_factory=dict)
+    #: Per judge slot, the verdicts each model gave for it (a fallback's show here).
+    slots: dict[str, Counter[str]] = field(default_factory=dict)
     verdicts: int = 0
     failed: int = 0
     skipped: int = 0
@@ -50,9 +52,17 @@ class Tally:
             tally = self.judges[name] = JudgeTally()
         return tally
 
-    def count(self, status: str, judge: str, success: int | None, error: str | None) -> None:
+    def count(
+        self,
+        status: str,
+        judge: str,
+        success: int | None,
+        error: str | None,
+        slot: str | None = None,
+    ) -> None:
         """A record made durable: `status` is ok, failed or skipped."""
         if status == "ok":
+            self.slots.setdefault(slot or judge, Counter())[judge] += 1
             self.verdicts += 1
             tally = self.judge(judge)
             tally.verdicts += 1
@@ -162,6 +172,19 @@ def figures(status: dict[str, Any]) -> str:
     return escape_field(", ".join(parts))
 
 
+def fallback_lines(slots: dict[str, Counter[str]]) -> list[str]:
+    """Where a slot's verdicts came from a fallback model: "slot gpt-5.4: 49 of its 63
+    verdicts answered by the fallback gpt-4.1-mini"."""
+    lines = []
+    for slot, judges in slots.items():
+        others = {judge: n for judge, n in judges.items() if judge != slot}
+        if others:
+            total = sum(judges.values())
+            by = ", ".join(f"{n:,} by {judge}" for judge, n in sorted(others.items()))
+            lines.append(f"slot {slot}: of its {total:,} verdicts, {by} (the fallback)")
+    return lines
+
+
 def format_summary(
     tallies: dict[str, JudgeTally],
     *,
@@ -173,6 +196,7 @@ def format_summary(
     cost_usd: float | None,
     order: Sequence[str] = (),
     batch: bool = False,
+    slots: dict[str, Counter[str]] | None = None,
 ) -> str:
     """The closing table per judge: the panel's judges in `order` first, then others."""
     lines = ["", "judge                           verdicts  success   failed  skipped"]
@@ -188,6 +212,7 @@ def format_summary(
         )
         for reason, count in tally.failures.most_common():
             lines.append(f"{'':<32}failed {count:,}: {reason}")
+    lines += fallback_lines(slots or {})
     cost = f"${cost_usd:,.4f}" if cost_usd is not None else "unknown (no price for a judge)"
     cost += " at batch prices" if batch and cost_usd is not None else ""
     per_second = sent / wall_s if wall_s > 0 else 0.0

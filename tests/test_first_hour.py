@@ -232,3 +232,50 @@ def test_a_stopped_run_names_no_unread_source_as_empty(
     assert "no session in" in err and "a-empty.jsonl" in err
     assert "zz-empty.jsonl" not in err, err
     assert "sources not read yet" in err
+
+
+def _grade_cli(source: str, url: str, out: Path, *extra: str) -> int:
+    argv = ["grade", source, "--judge", "gpt-4.1", "--base-url", url, "--out", str(out),
+            "--quiet", *extra]  # fmt: skip
+    return main(argv)
+
+
+def test_summaries_add_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functools import partial
+
+    import anyio
+
+    from judge_engine.testing.sim import SimConfig, Simulator
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    own = _source(tmp_path, 3, models=("azure/gpt-4.1",))  # the judge made them all
+
+    async def run(*argv: str, source: str = own, out: str = "out") -> int:
+        async with Simulator(SimConfig(batch_delay_s=5.0)) as sim:
+            return await anyio.to_thread.run_sync(
+                lambda: _grade_cli(source, sim.url, tmp_path / out, *argv)
+            )
+
+    # Every session skipped by the guard: nothing graded, exit 1, and said so.
+    assert anyio.run(run) == 1
+    out = capsys.readouterr().out
+    assert "sessions: 0 graded, 3 skipped by the guard" in out
+    assert "no --fallback-judge given" not in out and "add --fallback-judge" in out
+    # The fallback named too when it was excluded as well.
+    assert anyio.run(partial(run, "--fallback-judge", "gpt-4.1-2025-04-14", out="out2")) == 1
+    out = capsys.readouterr().out
+    assert "the fallback gpt-4.1-2025-04-14 produced it too" in out
+    # --no-wait: submitted, not "not reached".
+    (tmp_path / "others").mkdir()
+    other = _source(tmp_path / "others", 3)
+    assert anyio.run(partial(run, "--batch", "--no-wait", source=other, out="batch")) == 0
+    out = capsys.readouterr().out
+    assert "3 submitted (in batches at the server), 0 not reached" in out
+    # A finished run run again: one line.
+    assert anyio.run(partial(run, source=other, out="live")) == 0
+    capsys.readouterr()
+    assert anyio.run(partial(run, source=other, out="live")) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("nothing to do: the 3 sessions"), lines

@@ -230,7 +230,9 @@ async def test_the_summary_counts_sessions_and_names_guard_skips_and_empty_sourc
         assert "the guard skipped slot gpt-4.1 on 4 sessions" in captured.out
         assert "--fallback-judge" in captured.out
         assert await anyio.to_thread.run_sync(main, argv) == 0
-        assert "0 graded, 4 already done" in capsys.readouterr().out
+        again = capsys.readouterr()
+        assert again.out.startswith("nothing to do: the 4 sessions")
+        assert f"warning: no session in {empty}" in again.err
 
 
 # --- Ctrl-C ------------------------------------------------------------------------

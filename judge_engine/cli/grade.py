@@ -98,9 +98,32 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 file=sys.stderr,
             )
         return EXIT_CODES["error"]
+    if _nothing_done(result):
+        for source in result.empty_sources:
+            print(f"judge-engine: warning: no session in {source}", file=sys.stderr)
+        rejected = f", {result.rejected:,} rejected rows" if result.rejected else ""
+        print(
+            f"nothing to do: the {result.already_done:,} sessions of the sources already have "
+            f"their verdicts in {config.run.out}{rejected} (score columns: "
+            f"{Path(config.run.out) / 'scores.jsonl'}, {result.score_rows:,} rows)"
+        )
+        if result.changed and not config.run.regrade_changed:
+            print(f"note: {result.changed:,} of them changed since; --regrade-changed asks again")
+        return EXIT_CODES[result.status]
     print(summary)
     _closing(result, config, resume)
     return EXIT_CODES[result.status]
+
+
+def _nothing_done(result: RunResult) -> bool:
+    """A run that found every session done before and asked nothing."""
+    return (
+        result.status == "done"
+        and result.requests_sent == 0
+        and not (result.verdicts or result.failed or result.skipped or result.graded)
+        and not (result.sessions_failed or result.not_reached or result.failed_before)
+        and result.already_done > 0
+    )
 
 
 def _closing(result: RunResult, config: Config, resume: str) -> None:
@@ -112,9 +135,18 @@ def _closing(result: RunResult, config: Config, resume: str) -> None:
         print(f"judge-engine: {result.sources_not_read:,} sources not read yet", file=sys.stderr)
     if result.moved_aside:
         print(f"\n--fresh: the earlier journal was moved to {result.moved_aside} (kept, not read)")
+    counts = [
+        f"{result.graded:,} graded",
+        f"{result.sessions_skipped:,} skipped by the guard" if result.sessions_skipped else "",
+        f"{result.already_done:,} already done",
+        f"{result.sessions_failed:,} failed",
+        f"{result.sessions_submitted:,} submitted (in batches at the server)"
+        if result.sessions_submitted
+        else "",
+        f"{result.not_reached:,} not reached",
+    ]
     print(
-        f"\nsessions: {result.graded:,} graded, {result.already_done:,} already done, "
-        f"{result.sessions_failed:,} failed, {result.not_reached:,} not reached; "
+        f"\nsessions: {', '.join(c for c in counts if c)}; "
         f"{result.rejected:,} rejected rows ({out / 'rejected.jsonl'})\n"
         f"score columns: {out / 'scores.jsonl'} ({result.score_rows:,} rows)"
     )
@@ -124,9 +156,13 @@ def _closing(result: RunResult, config: Config, resume: str) -> None:
             "files (conflicting_answers): neither answer was taken, and they were asked again"
         )
     for slot, count in result.skipped_slots.items():
+        reason = result.skip_reasons.get(slot, "")
+        why = reason[reason.find("left (") + 6 : -1] if "left (" in reason else ""
+        excluded = f" ({why})" if why and "no --fallback-judge" not in why else ""
         print(
-            f"\nthe guard skipped slot {slot} on {count:,} sessions its own model produced; "
-            "add --fallback-judge MODEL to grade them"
+            f"\nthe guard skipped slot {slot} on {count:,} sessions its own model produced"
+            f"{excluded}; add --fallback-judge MODEL (a model that made none of them) to "
+            "grade them"
         )
     if result.submitted:
         print(
