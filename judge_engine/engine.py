@@ -545,7 +545,7 @@ class _Run:
         cpu = time.thread_time()
         rendered = self.planner.render(job)
         if rendered.asks:
-            job.transcript = self._transcript(job, rendered.asks[0].request)
+            self._keep_text(job, rendered.asks[0].request)
         self.cpu["render"] += time.thread_time() - cpu
         for record in rendered.records:
             await self._record(records, job, record)
@@ -580,17 +580,19 @@ class _Run:
         await _send(records, done)
         await done.durable.wait()
 
-    def _transcript(self, job: Job, request: JudgeRequest) -> bytes:
-        """The line keeping what the judges read of this session (its credentials out)."""
+    def _keep_text(self, job: Job, request: JudgeRequest) -> None:
+        """What the judges read of this session (its credentials out), to keep with its
+        first record, unless an earlier run kept the same text (a resume, a judge added:
+        one transcript per session and text); the records carry its digest."""
         messages = request.body.get("messages") or [{}]
-        text = str(messages[-1].get("content", ""))
+        text = self.secrets.scrub(str(messages[-1].get("content", "")))
+        session_id = job.session.session_id
+        job.text = transcripts.digest(text, request.marker)
+        if self.journal.has_text(session_id, job.text):
+            return
         source = job.session.source
-        return transcripts.encode(
-            job.session.session_id,
-            self.secrets.scrub(source.source),
-            source.row,
-            source.format,
-            self.secrets.scrub(text),
+        job.transcript = transcripts.encode(
+            session_id, self.secrets.scrub(source.source), source.row, source.format, text
         )
 
     def _scrubbed(self, record: Record) -> Record:

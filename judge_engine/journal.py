@@ -98,6 +98,9 @@ class Record:
     agent_model: str | None = None
     #: The graded row's fingerprint (`sessions.sources.fingerprint`).
     fingerprint: str | None = None
+    #: A digest of what the judges read (`transcripts.digest`): a session whose kept
+    #: text is the same is not kept again by a later run.
+    text: str | None = None
     at: float = 0.0
     #: The line format's version.
     v: int = FORMAT_VERSION
@@ -213,6 +216,12 @@ def fingerprint_number(fingerprint: Any) -> int:
         return 0
 
 
+def text_number(session_id: str, text: str) -> int:
+    """A (session, text digest) pair as a 64-bit number."""
+    joined = f"{session_id}\x1f{text}".encode()
+    return int.from_bytes(hashlib.blake2b(joined, digest_size=8).digest(), "big")
+
+
 def _find(keys: array[int], number: int) -> int:
     """The index of `number` in sorted `keys`, or -1 (a bisection: a microsecond)."""
     at = bisect.bisect_left(keys, number)
@@ -231,6 +240,9 @@ class _Done:
     failed: array[int]
     #: What every record cost (USD): what the folder's runs spent.
     spent: float = 0.0
+    #: Sorted numbers of (session, text digest) pairs the records carry: the texts
+    #: kept in transcripts.jsonl (`text_number`).
+    texts: array[int] = field(default_factory=lambda: array("Q"))
 
 
 #: What the journal knows of a request (`Journal.lookup`).
@@ -245,9 +257,13 @@ def _load_keys(path: Path, visit: Callable[[dict[str, Any]], None] | None = None
     prints = array("Q")
     state = array("b")  # 0 finished, 1 failed for good, 2 failed for now
     spent = 0.0
+    texts: set[int] = set()
     for data in read_fields(path):
         if visit is not None:
             visit(data)
+        text = data.get("text")
+        if isinstance(text, str):
+            texts.add(text_number(data["session_id"], text))
         cost = data.get("cost_usd")
         if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost > 0:
             spent += cost
@@ -258,6 +274,7 @@ def _load_keys(path: Path, visit: Callable[[dict[str, Any]], None] | None = None
         return _Done(array("Q"), array("Q"), array("Q"))  # a new run: no numpy import
     if not math.isfinite(spent):
         spent = 0.0
+    kept = array("Q", sorted(texts))
     if len(numbers) < _SMALL:  # reduced in Python: a numpy import costs more
         latest = {key: (prints[i], state[i]) for i, key in enumerate(numbers)}
         finished = sorted((key, print_) for key, (print_, s) in latest.items() if s == 0)
@@ -266,6 +283,7 @@ def _load_keys(path: Path, visit: Callable[[dict[str, Any]], None] | None = None
             array("Q", (print_ for _, print_ in finished)),
             array("Q", sorted(key for key, (_, s) in latest.items() if s == 1)),
             spent,
+            kept,
         )
     import numpy as np
 
@@ -285,6 +303,7 @@ def _load_keys(path: Path, visit: Callable[[dict[str, Any]], None] | None = None
         packed(final_prints[finished][order]),
         packed(np.sort(finals[final_state == 1])),
         spent,
+        kept,
     )
 
 
@@ -331,7 +350,7 @@ def iter_latest(path: Path) -> Iterator[Record]:
 #: A compact copy of what a journal holds (the keys done, and the caller's arrays), so
 #: the next run need not read the journal line by line.
 SNAPSHOT = ".journal-index"
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2
 
 
 def _identity(path: Path) -> list[int]:
@@ -348,6 +367,7 @@ def write_snapshot(out_dir: Path, tag: str, done: _Done, extra: dict[str, array[
         "finished": done.finished,
         "finished_prints": done.finished_prints,
         "failed": done.failed,
+        "texts": done.texts,
         **extra,
     }
     header = {
@@ -395,6 +415,7 @@ def read_snapshot(out_dir: Path, tag: str) -> tuple[_Done, dict[str, array[int]]
         arrays.pop("finished_prints"),
         arrays.pop("failed"),
         float(header["spent"]),
+        arrays.pop("texts"),
     )
     return done, arrays
 
@@ -484,6 +505,12 @@ class ReadLock:
 SUBMISSIONS = "batches.jsonl"
 #: What the judges read (`transcripts.FILE`), kept beside the journal.
 TRANSCRIPTS = "transcripts.jsonl"
+#: Exports and reports `export` and `demo` write into OUT by default: made from the
+#: journal, they go aside with it.
+EXPORTS = (
+    "scores-by-session.parquet", "scores-by-session.csv", "scores-by-session.jsonl",
+    "scores-braintrust.jsonl", "report.html",
+)  # fmt: skip
 
 
 def _aside(path: Path) -> Path:
@@ -527,7 +554,7 @@ class Journal:
             if fresh and self.path.exists() and self.path.stat().st_size:
                 self.moved_aside = _aside(self.path)
                 os.replace(self.path, self.moved_aside)
-            for companion in (SUBMISSIONS, TRANSCRIPTS):  # they belonged to that journal
+            for companion in (SUBMISSIONS, TRANSCRIPTS, *EXPORTS):  # that journal's own
                 path = out_dir / companion
                 if fresh and path.exists():
                     os.replace(path, _aside(path))
@@ -582,6 +609,10 @@ class Journal:
     def is_done(self, key: str, *, retry_failed: bool = False) -> bool:
         """Whether the next run leaves this request alone (see `lookup`)."""
         return self.lookup(key, retry_failed=retry_failed)[0] != NEW
+
+    def has_text(self, session_id: str, text: str) -> bool:
+        """Whether an earlier run kept this text of this session already."""
+        return _find(self._done.texts, text_number(session_id, text)) != -1
 
     @property
     def spent_before(self) -> float:

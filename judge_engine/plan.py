@@ -77,6 +77,8 @@ class Job:
     submitted: int = 0
     #: The line keeping what the judges read (`transcripts`), until its first record.
     transcript: bytes | None = None
+    #: The digest of that text (`transcripts.digest`), on every record of the session.
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +243,7 @@ class Planner:
             "agent_cost_from": session.agent_cost_from,
             "agent_model": session.agent_model,
             "fingerprint": session.source.fingerprint or None,
+            "text": job.text,
         }
 
     def skip_record(self, job: Job, planned: Planned) -> Record:

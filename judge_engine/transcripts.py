@@ -6,8 +6,10 @@ omission markers and the enclosure), the run's credentials already removed. Out:
 `OUT/transcripts.jsonl`, one line per session asked about in a run: `session_id`, the
 session's `source`, `row` and `format`, `chars`, `sha1` of the text and `zlib` (the
 text, zlib-compressed, base64). Lines are appended and fsync'd with the journal
-records they belong to, before those records; a session asked again in a later run
-(a resume, --retry-failed) gets a new line, and the latest line is the one shown.
+records they belong to, before those records, and every record carries the text's
+`digest` (the enclosure's random marker aside): a session asked again in a later run
+(a resume, --retry-failed, a judge added) whose text is the same gets no new line; one
+whose text changed (a new rubric or prompt version) gets one, and the latest is shown.
 
 The judges of a panel read the same message but for their enclosure's random
 boundary marker: the first judge's is kept. `show OUT --session ID` and
@@ -49,6 +51,13 @@ class Transcript:
 
     def text(self) -> str:
         return zlib.decompress(base64.b64decode(self.zlib)).decode("utf-8")
+
+
+def digest(text: str, marker: str) -> str:
+    """What a text is for keeping it once: its sha1 with the enclosure's random marker
+    taken out (each request has its own), 16 hex digits."""
+    data = (text.replace(marker, "") if marker else text).encode("utf-8")
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()[:16]
 
 
 def encode(session_id: str, source: str, row: int, fmt: str, text: str) -> bytes:

@@ -279,3 +279,32 @@ def test_summaries_add_up(
     assert anyio.run(partial(run, source=other, out="live")) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("nothing to do: the 3 sessions"), lines
+
+
+def test_a_resumed_or_widened_run_keeps_one_transcript_per_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio
+
+    from judge_engine.testing.sim import SimConfig, Simulator
+
+    from .conftest import read_jsonl
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    source = _source(tmp_path, 4)
+    out = tmp_path / "out"
+
+    async def run(*extra: str) -> int:
+        async with Simulator(SimConfig()) as sim:
+            return await anyio.to_thread.run_sync(lambda: _grade_cli(source, sim.url, out, *extra))
+
+    assert anyio.run(run) == 0
+    assert anyio.run(run, "--judge", "o3") == 0  # a judge added: the same text
+    assert anyio.run(run, "--judge", "o3", "--regrade-changed") == 0
+    kept = read_jsonl(out / "transcripts.jsonl")
+    assert sorted(line["session_id"] for line in kept) == ["s0", "s1", "s2", "s3"]
+    assert all(r["text"] for r in read_jsonl(out / "journal.jsonl"))
+    # A changed text (another prompt budget) is kept again: the latest is shown.
+    assert anyio.run(run, "--judge", "o3", "--max-prompt-tokens", "3000", "--fresh") == 0
+    assert len(read_jsonl(out / "transcripts.jsonl")) == 4  # set aside with the journal
+    capsys.readouterr()

@@ -341,10 +341,16 @@ async def test_fresh_moves_the_paid_journal_aside(
         argv = grade_argv(source, server.url, out)[3:]
         assert await anyio.to_thread.run_sync(main, argv) == 0
         paid = (out / "journal.jsonl").read_bytes()
+        assert main(["export", str(out), "--to", "csv"]) == 0
+        exported = (out / "scores-by-session.csv").read_bytes()
         capsys.readouterr()
         assert await anyio.to_thread.run_sync(main, [*argv, "--fresh"]) == 0
     aside = [p for p in out.glob("journal-*.jsonl")]
     assert len(aside) == 1 and aside[0].read_bytes() == paid
+    # The export made from that journal goes aside with it: none is left that the new
+    # journal did not make.
+    assert not (out / "scores-by-session.csv").exists()
+    assert [p.read_bytes() for p in out.glob("scores-by-session-*.csv")] == [exported]
     assert f"moved to {aside[0]}" in capsys.readouterr().out
     assert len(server.arrivals) == 4
 
