@@ -105,8 +105,14 @@ def _results_folder(folder: Path) -> bool:
 
 
 def _own_file(name: str) -> bool:
-    """A file judge-engine itself writes into a results folder, by its name."""
-    return name in RESULT_FILES or is_state_name(name) or name.endswith(".tmp")
+    """A file judge-engine itself writes into a results folder, by its name (exports
+    a --fresh set aside under a dated name too)."""
+    return (
+        name in RESULT_FILES
+        or is_state_name(name)
+        or name.endswith(".tmp")
+        or name.startswith(("scores-by-session-", "scores-braintrust-"))
+    )
 
 
 def _wanted(path: Path, top: Path, excluded: Sequence[Path], seen: dict[Path, bool]) -> bool:
