@@ -53,3 +53,50 @@ def test_the_exit_codes_are_the_codes() -> None:
     listed = {int(code) for code in re.findall(r"^\| (\d+) \|", codes, re.M)}
     assert listed == {*EXIT_CODES.values(), 0, 1, 2, 70, 130}
     assert listed == {0, 1, 2, 70, 130}
+
+
+def _parsed() -> list:  # type: ignore[type-arg]
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table").parse(README)
+
+
+def test_the_readme_renders_with_every_fence_closed_and_every_heading_a_heading() -> None:
+    """Rendered by a real Markdown parser: a fence left open would swallow the rest of
+    the file (the sections after it would be code), and a test reading raw text would
+    not see it."""
+    tokens = _parsed()
+    lines = README.splitlines()
+    fences = [t for t in tokens if t.type == "fence"]
+    for fence in fences:
+        assert fence.map is not None
+        closing = lines[fence.map[1] - 1].strip() if fence.map[1] <= len(lines) else ""
+        assert closing.startswith("```"), (
+            f"the fence opened on line {fence.map[0] + 1} never closes"
+        )
+    # Every line that reads as a heading outside code is a heading to the parser too.
+    in_code = False
+    expected = []
+    for line in lines:
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and re.match(r"#{1,6} ", line):
+            expected.append(line.lstrip("#").strip())
+    assert not in_code, "the README ends inside a code fence"
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings == expected
+
+
+def test_every_section_the_readme_promises_is_a_section() -> None:
+    tokens = _parsed()
+    h2 = {tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"
+          and t.tag == "h2"}  # fmt: skip
+    for section in ("Commands", "Options", "Exit codes", "Sessions", "The judge request",
+                    "Grading", "Agreement and the success report", "The HTML report",
+                    "Reliability", "Performance"):  # fmt: skip
+        assert section in h2, section
+    assert any(title.startswith("Batch mode") for title in h2)
+    # Each command of the table is documented beyond its row.
+    body = README.split("\n## Options\n", 1)[1]
+    for command in COMMANDS:
+        assert f"judge-engine {command.NAME}" in body, command.NAME
