@@ -27,6 +27,7 @@ import orjson
 
 from . import transcripts
 from .journal import FAILED, SKIPPED
+from .progress import fallback_lines
 from .report import _money, _pct  # the text report's formats, the same figures
 from .results import open_results
 
@@ -140,11 +141,16 @@ def _task(item: transcripts.Transcript | None) -> str:
     return text[start : end if end >= 0 else None].strip()[:TASK_CHARS]
 
 
+#: The report's tabs: one section shows at a time, the bar stays at the top.
+TABS = (("run", "The run"), ("success", "Success"), ("agreement", "Agreement"),
+        ("sessions", "Sessions"))  # fmt: skip
+
+
 def _nav() -> str:
-    links = [("run", "The run"), ("success", "Success"), ("agreement", "Agreement")]
-    links.append(("sessions", "Sessions"))
-    items = "".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in links)
-    return f"<nav>{items}</nav>"
+    items = "".join(
+        f'<a href="#{anchor}" data-tab="{anchor}" role="tab">{title}</a>' for anchor, title in TABS
+    )
+    return f'<nav class="tabs" role="tablist">{items}</nav>'
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
@@ -192,7 +198,20 @@ def _run_section(out_dir: Path, records: Sequence[Any], slots: Sequence[str]) ->
     ]
     rows = [[_e(k), _e(v)] for k, v in facts]
     rows += [[_e("failed: " + reason), f"{n:,}"] for reason, n in reasons.most_common(8)]
-    return f'<section id="run"><h2>The run</h2>{_table(["", ""], rows, "facts")}</section>'
+    fallbacks = "".join(f"<p>{_e(line)}</p>" for line in fallback_lines(_slot_judges(records)))
+    return (
+        f'<section id="run" class="tab"><h2>The run</h2>{_table(["", ""], rows, "facts")}'
+        f"{fallbacks}</section>"
+    )
+
+
+def _slot_judges(records: Sequence[Any]) -> dict[str, Counter[str]]:
+    """Per judge slot, the verdicts each model gave for it."""
+    slots: dict[str, Counter[str]] = {}
+    for record in records:
+        if record.status == "ok" and record.judge:
+            slots.setdefault(record.slot, Counter())[record.judge] += 1
+    return slots
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -213,7 +232,7 @@ def _lines(path: Path) -> int:
 
 def _success_section(report: Mapping[str, Any] | None) -> str:
     if report is None:
-        return '<section id="success"><h2>Success</h2><p>No verdict yet.</p></section>'
+        return '<section id="success" class="tab"><h2>Success</h2><p>No verdict yet.</p></section>'
     cells = report["cells"]
     rows = [
         [
@@ -250,37 +269,68 @@ def _success_section(report: Mapping[str, Any] | None) -> str:
         ],
         configs,
     )  # fmt: skip
+    single = sum(1 for c in cells if c["n"] == 1)
+    many = [c for c in cells if c["n"] > 1]
+    if single and many:
+        chart = (
+            f'<label class="toggle"><input type="checkbox" id="show-n1"> show the {single:,} '
+            f"cells of n = 1 too</label>"
+            f'<div class="chart-n1" hidden>{_bars_svg(cells)}</div>'
+            f'<div class="chart-many">{_bars_svg(many)}</div>'
+        )
+    else:
+        chart = _bars_svg(cells)
     return (
-        f'<section id="success"><h2>Success</h2><p>Verdicts: {_e(report["verdict"])}; '
-        f"{report['sessions']:,} sessions; cells under {report['min_n']} sessions are marked "
-        f"small n.</p>{_bars_svg(cells)}<h3>By benchmark, harness and agent model</h3>{table}"
+        f'<section id="success" class="tab"><h2>Success</h2><p>Verdicts: '
+        f"{_e(report['verdict'])}; {report['sessions']:,} sessions; cells under "
+        f"{report['min_n']} sessions are marked small n.</p>{chart}"
+        f"<h3>By benchmark, harness and agent model</h3>{table}"
         f"<h3>Per configuration: pooled and benchmark-balanced</h3>{config_table}</section>"
     )
 
 
+#: The chart's label column holds this many characters (13 px type, about 7 px each):
+#: a longer label is cut with an ellipsis, and its whole text is its tooltip.
+LABEL_CHARS = 52
+#: Charts with more rows than this repeat the axis above the bars.
+_AXIS_TWICE = 12
+
+
+def _label(text: str) -> str:
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
 def _bars_svg(cells: Sequence[Mapping[str, Any]]) -> str:
-    """Success rate per cell as a horizontal bar with its Wilson interval."""
+    """Success rate per cell as a horizontal bar with its Wilson interval. Labels fit
+    their column (cut with an ellipsis, the whole text as a tooltip); a long chart has
+    its axis at the top and the bottom."""
     if not cells:
         return ""
     label_w, bar_w, row_h = 380, 420, 26
-    height = row_h * len(cells) + 40
+    top = 24 if len(cells) > _AXIS_TWICE else 0
+    height = row_h * len(cells) + 40 + top
     parts = [
         f'<svg class="chart" role="img" aria-label="success rate by cell with 95% intervals" '
         f'viewBox="0 0 {label_w + bar_w + 120} {height}" width="{label_w + bar_w + 120}" '
-        f'height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'height="{height}" xmlns="http://www.w3.org/2000/svg" data-rows="{len(cells)}">'
     ]
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         x = label_w + tick * bar_w
         parts.append(
-            f'<line x1="{x}" y1="8" x2="{x}" y2="{height - 24}" class="grid"/>'
-            f'<text x="{x}" y="{height - 8}" text-anchor="middle">{tick:.0%}</text>'
+            f'<line x1="{x}" y1="{8 + top}" x2="{x}" y2="{height - 24}" class="grid"/>'
+            f'<text x="{x}" y="{height - 8}" text-anchor="middle" class="axis">{tick:.0%}</text>'
         )
+        if top:
+            parts.append(
+                f'<text x="{x}" y="16" text-anchor="middle" class="axis">{tick:.0%}</text>'
+            )
     for index, cell in enumerate(cells):
-        y = 12 + index * row_h
+        y = 12 + top + index * row_h
         name = f"{cell['benchmark']} / {cell['harness']} / {cell['agent_model']}"
         low, high = cell["ci95"] or (cell["rate"], cell["rate"])
         parts.append(
-            f'<text x="{label_w - 8}" y="{y + 14}" text-anchor="end">{_e(name[:60])}</text>'
+            f'<text x="{label_w - 8}" y="{y + 14}" text-anchor="end" class="label">'
+            f"<title>{_e(name)} (n={cell['n']})</title>{_e(_label(name))}</text>"
             f'<rect x="{label_w}" y="{y + 3}" width="{cell["rate"] * bar_w:.1f}" height="14" '
             f'class="{"bar small" if cell["small"] else "bar"}"/>'
             f'<line x1="{label_w + low * bar_w:.1f}" y1="{y + 10}" '
@@ -352,14 +402,14 @@ def _agreement_section(result: Mapping[str, Any]) -> str:
         else ""
     )
     return (
-        '<section id="agreement"><h2>Agreement</h2>'
+        '<section id="agreement" class="tab"><h2>Agreement</h2>'
         f"<p>{result.get('sessions', 0):,} sessions; intervals 95%.</p>{matrix}"
         f"{_table(['', 'value', 'over'], stats)}{label_html}{calib_html}</section>"
     )
 
 
 def _browser_section() -> str:
-    return """<section id="sessions"><h2>Sessions</h2>
+    return """<section id="sessions" class="tab"><h2>Sessions</h2>
 <div class="controls">
   <input id="search" type="search" placeholder="search task and reasoning" aria-label="search">
   <label><input type="checkbox" id="f-disagree"> judges disagree</label>
@@ -372,13 +422,13 @@ def _browser_section() -> str:
 <div class="pager"><button id="prev">previous</button> <span id="page"></span>
 <button id="next">next</button></div>
 </section>
-<section id="view" hidden><h2 id="view-title"></h2>
-<p><a href="#sessions" id="back">back to the sessions</a></p>
+<aside id="view" hidden aria-label="the session"><div class="view-head">
+<h2 id="view-title"></h2><a href="#sessions" id="back" title="close (Esc)">close ✕</a></div>
 <table class="facts" id="view-facts"></table>
 <div id="verdicts" class="verdicts"></div>
 <h3>What the judges read</h3>
 <pre id="transcript"></pre>
-</section>"""
+</aside>"""
 
 
 _PAGE = """<!DOCTYPE html>

@@ -26,6 +26,8 @@ from judge_engine.testing.sim import SimConfig, Simulator
 from .conftest import read_jsonl, write_jsonl
 
 KEY = "sk-html-" + "h" * 24
+#: The screenshots the README shows, made by the browser test below (and looked at).
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHROMIUM = os.environ.get("JUDGE_ENGINE_CHROMIUM") or shutil.which("chromium")
 SHOTS = (
     Path(os.environ.get("JUDGE_ENGINE_SHOTS", "")) if os.environ.get("JUDGE_ENGINE_SHOTS") else None
@@ -135,6 +137,11 @@ def _open(browser: Any, path: Path, width: int = 1440) -> tuple[Any, list[str], 
     return page, errors, requests
 
 
+def _tab(page: Any, name: str) -> None:
+    page.click(f"nav.tabs a[data-tab={name}]")
+    page.locator(f"section#{name}").wait_for(state="visible")
+
+
 def _rows(page: Any) -> list[str]:
     return [
         str(x)
@@ -149,7 +156,9 @@ def test_the_report_loads_offline_and_its_filters_and_search_work(
     assert main(["report", str(graded), "--html", str(report)]) == 0
     page, errors, requests = _open(browser, report)
     assert page.locator("h2", has_text="Agreement").count() == 1
+    _tab(page, "success")
     assert page.locator("svg.chart").count() >= 1
+    _tab(page, "sessions")
     records = [r for r in read_jsonl(graded / "journal.jsonl")]
     assert sorted(_rows(page)) == sorted({r["session_id"] for r in records})
     # a column filter: one benchmark
@@ -201,6 +210,7 @@ def test_hostile_text_stays_text(graded: Path, browser: Any, tmp_path: Path) -> 
     report = tmp_path / "report.html"
     assert main(["report", str(graded), "--html", str(report)]) == 0
     page, errors, requests = _open(browser, report, width=1024)
+    _tab(page, "sessions")
     page.fill("#search", "attacker.invalid")
     assert _rows(page) == ["s007"]
     for session in _rows(page):
@@ -236,3 +246,89 @@ def test_fresh_sets_the_kept_transcripts_aside_with_the_journal(
     assert not (copy / transcripts.FILE).exists()
     assert len(list(copy.glob("transcripts-*.jsonl"))) == 1
     assert len(list(copy.glob("journal-*.jsonl"))) == 1
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run whose report has many cells, some of n = 1, long names, and a fallback
+    judge answering part of a slot."""
+    import anyio
+
+    folder = tmp_path_factory.mktemp("varied")
+    rows = []
+    for i in range(36):
+        benchmark = ["swebench", "appworld", "tau2_airline"][i % 3]
+        harness = f"harness-{i % 4}" if i < 24 else f"a-harness-with-a-very-long-name-{i}"
+        model = "gpt-4.1" if i % 5 == 0 else "claude-opus-4-5"
+        rows.append(synth.otel_row(f"v{i:03d}", benchmark, harness=harness, models=(model,),
+                                   seed=i, success=i % 2 == 0))  # fmt: skip
+    source = write_jsonl(folder / "sessions.jsonl", rows)
+    out = folder / "out"
+
+    async def run() -> None:
+        async with Simulator(SimConfig()) as sim:
+            config = Config.of(
+                sources=(str(source),), judge=("gpt-4.1", "o3"), fallback_judge=("gemini-2.5-pro",),
+                base_url=sim.url, out=out, quiet=True, backoff_base=0.01,
+            )  # fmt: skip
+            await grade(config, KEY)
+
+    # In a thread of its own: the browser's event loop may already run in this one.
+    import threading
+
+    worker = threading.Thread(target=anyio.run, args=(run,))
+    worker.start()
+    worker.join()
+    return out
+
+
+@pytest.mark.parametrize("width", [1440, 1024])
+def test_the_layout_a_person_reads(varied: Path, browser: Any, tmp_path: Path, width: int) -> None:
+    """Tabs keep every part one click away; a session opens beside the table, not below
+    it; chart labels fit their column; cells of n = 1 are folded away until asked for;
+    a slot's verdict from a fallback judge is marked in its cell."""
+    report = tmp_path / "report.html"
+    assert main(["report", str(varied), "--html", str(report)]) == 0
+    page, errors, _ = _open(browser, report, width=width)
+    # One tab at a time, the sessions one click away and at the top of the page.
+    assert page.locator("section#run").is_visible()
+    assert not page.locator("section#sessions").is_visible()
+    _tab(page, "sessions")
+    assert page.locator("#browser").bounding_box()["y"] < 300
+    assert not page.locator("section#success").is_visible()
+    # A fallback's verdicts are marked, with the model's name.
+    marked = page.locator("#browser td.fallback")
+    assert marked.count() > 0 and "gemini-2.5-pro" in marked.first.text_content()
+    # The session view opens over the right of the table: the row stays in view.
+    row = page.locator("#browser tbody tr").nth(2)
+    row.click()
+    page.locator("#transcript", has_text="## Transcript").wait_for()
+    view = page.locator("#view").bounding_box()
+    assert view["y"] == 0 and view["height"] >= 850 and view["x"] > width * 0.3
+    box = row.bounding_box()
+    assert box["y"] >= 0 and box["y"] < 900 and box["x"] < view["x"]
+    assert page.locator("#browser tbody tr.open").count() == 1
+    if width == 1440:
+        page.screenshot(path=str(DOCS / "report-session.png"))
+    page.keyboard.press("Escape")
+    assert not page.locator("#view").is_visible()
+    if width == 1024:
+        page.screenshot(path=str(DOCS / "report-sessions-1024.png"))
+    # Charts: labels within their column, axes at the top and bottom of a long one.
+    _tab(page, "success")
+    assert not page.locator(".chart-n1").is_visible()
+    shown = page.locator(".chart-many svg.chart").get_attribute("data-rows")
+    page.check("#show-n1")
+    every = page.locator(".chart-n1 svg.chart").get_attribute("data-rows")
+    assert int(every) > int(shown) > 0
+    widths = page.locator(".chart-n1 svg.chart text.label").evaluate_all(
+        "ts => ts.map(t => t.getComputedTextLength())"
+    )
+    assert widths and max(widths) <= 372, max(widths)
+    titles = page.locator(".chart-n1 svg.chart text.label title").all_text_contents()
+    assert any("a-harness-with-a-very-long-name" in t for t in titles)
+    assert page.locator(".chart-n1 svg.chart text.axis").count() == 10  # top and bottom
+    if width == 1440:
+        page.screenshot(path=str(DOCS / "report-success.png"))
+    assert errors == []
+    page.close()

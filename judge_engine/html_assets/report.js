@@ -31,6 +31,8 @@
     if (v.status === "ok") return v.success + (v.confidence ? " (" + v.confidence + ")" : "");
     return v.status;
   };
+  // A slot answered by a fallback judge says so in its cell.
+  const byFallback = (slot, v) => Boolean(v && v.judge && v.judge !== slot);
   const verdictClass = (v) => (!v ? "" : v.status === "ok" ? "v" + v.success : "v" + v.status);
 
   const columns = [
@@ -119,7 +121,15 @@
       tr.dataset.id = s.id;
       for (const col of columns) {
         const td = el("td", col.get(s), col.cls);
-        if (col.slot) td.className = verdictClass(s.verdicts[col.slot]);
+        if (col.slot) {
+          const v = s.verdicts[col.slot];
+          td.className = verdictClass(v);
+          if (byFallback(col.slot, v)) {
+            td.classList.add("fallback");
+            td.appendChild(el("span", " \u21aa " + v.judge, "by"));
+            td.title = "answered by the fallback judge " + v.judge;
+          }
+        }
         tr.appendChild(td);
       }
       tr.addEventListener("click", () => { location.hash = "session=" + encodeURIComponent(s.id); });
@@ -143,6 +153,9 @@
     if (!s) return;
     $("view").hidden = false;
     $("view-title").textContent = "Session " + s.id;
+    for (const row of document.querySelectorAll("#browser tbody tr")) {
+      row.classList.toggle("open", row.dataset.id === s.id);
+    }
     const facts = $("view-facts");
     facts.replaceChildren();
     const rows = [["benchmark", s.benchmark], ["harness", s.harness], ["agent model", s.model],
@@ -158,7 +171,7 @@
     for (const [slot, v] of Object.entries(s.verdicts)) {
       const card = el("div", null, "verdict");
       card.dataset.slot = slot;
-      card.appendChild(el("h4", slot + (v.judge && v.judge !== slot ? " (" + v.judge + ")" : "")));
+      card.appendChild(el("h4", slot + (byFallback(slot, v) ? " answered by the fallback " + v.judge : "")));
       card.appendChild(el("p", "verdict: " + verdictText(v), verdictClass(v)));
       if (v.reasoning) card.appendChild(el("p", v.reasoning, "reasoning"));
       if (v.error) card.appendChild(el("p", "error: " + v.error, "error"));
@@ -166,17 +179,43 @@
     }
     const pre = $("transcript");
     pre.textContent = s.z ? "expanding..." : "No transcript was kept for this session (graded before they were kept).";
-    $("view").scrollIntoView();
+    $("view").scrollTop = 0;
     if (s.z) {
       try { pre.textContent = await expand(s.z); }
       catch (error) { pre.textContent = "The transcript could not be expanded: " + error; }
     }
   }
 
+  // Tabs: one section at a time, the bar always at the top; a session opens in a
+  // panel over the right of the table, which stays where it was.
+  const tabs = [...document.querySelectorAll("nav.tabs a[data-tab]")].map((a) => a.dataset.tab);
+  function showTab(name) {
+    for (const section of document.querySelectorAll("section.tab")) section.hidden = section.id !== name;
+    for (const link of document.querySelectorAll("nav.tabs a[data-tab]")) {
+      link.setAttribute("aria-selected", String(link.dataset.tab === name));
+    }
+  }
   function route() {
     const match = location.hash.match(/^#session=(.*)$/);
-    if (match) show(decodeURIComponent(match[1]));
-    else $("view").hidden = true;
+    if (match) {
+      showTab("sessions");
+      show(decodeURIComponent(match[1]));
+      return;
+    }
+    $("view").hidden = true;
+    for (const row of document.querySelectorAll("#browser tbody tr.open")) row.classList.remove("open");
+    const name = location.hash.slice(1);
+    showTab(tabs.includes(name) ? name : tabs[0]);
+  }
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !$("view").hidden) location.hash = "#sessions";
+  });
+  const many = $("show-n1");
+  if (many) {
+    many.addEventListener("change", () => {
+      document.querySelector(".chart-n1").hidden = !many.checked;
+      document.querySelector(".chart-many").hidden = many.checked;
+    });
   }
 
   header();
