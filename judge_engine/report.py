@@ -26,6 +26,7 @@ from typing import Any
 
 from .agreement import SMALL_CELL
 from .pricing import PriceTable
+from .progress import fallback_lines
 from .results import Results, majority, open_results, verdict_of
 from .stats import balanced_rate, wilson
 
@@ -138,6 +139,10 @@ def build(
             )
         verdict = f"judge slot {slot}"
     sessions = _sessions(view, slot, PriceTable(prices))
+    judged: dict[str, Counter[str]] = {}
+    for record in view.latest(first_sample=True):
+        if record.status == "ok" and record.judge and (slot is None or record.slot == slot):
+            judged.setdefault(record.slot, Counter())[record.judge] += 1
     cells: dict[tuple[str, str, str], Cell] = {}
     configs: dict[tuple[str, str], dict[str, Cell]] = {}
     for session in sessions:
@@ -199,6 +204,7 @@ def build(
         "cells": cell_rows,
         "configurations": config_rows,
         "benchmarks": sorted({s.benchmark for s in sessions}),
+        "fallbacks": fallback_lines(judged),
     }
 
 
@@ -236,6 +242,8 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     lines = [
         f"# Success report ({report['sessions']} sessions; verdict: {report['verdict']})",
         "",
+        *(f"{line}  " for line in report.get("fallbacks", [])),
+        *([""] if report.get("fallbacks") else []),
         "## Success by benchmark, harness and agent model",
         "",
         "| benchmark | harness | agent model | n | success | 95% CI (Wilson) |",

@@ -190,3 +190,20 @@ def test_the_plots_hint_works_from_a_clone(
     assert main(["report", str(out), "--plots", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert "pip install matplotlib" in err and "judge-engine[plots]" not in err
+
+
+def test_a_slot_answered_by_a_fallback_says_so(tmp_path: Path) -> None:
+    from judge_engine.report import build, to_markdown
+
+    from .conftest import make_record
+
+    out = tmp_path / "out"
+    out.mkdir()
+    records = [make_record(f"s{i}", "gpt-5.4", judge="gpt-5.4") for i in range(3)]
+    records += [make_record(f"t{i}", "gpt-5.4", judge="gpt-4.1-mini") for i in range(2)]
+    (out / "journal.jsonl").write_bytes(b"".join(r.to_json() for r in records))
+    report = build(out)
+    assert report["fallbacks"] == [
+        "slot gpt-5.4: of its 5 verdicts, 2 by gpt-4.1-mini (the fallback)"
+    ]
+    assert "2 by gpt-4.1-mini" in to_markdown(report)
