@@ -311,7 +311,7 @@ def test_the_layout_a_person_reads(varied: Path, browser: Any, tmp_path: Path, w
     if width == 1440:
         page.screenshot(path=str(DOCS / "report-session.png"))
     page.keyboard.press("Escape")
-    assert not page.locator("#view").is_visible()
+    page.locator("#view").wait_for(state="hidden")  # the hash changes, then the panel goes
     if width == 1024:
         page.screenshot(path=str(DOCS / "report-sessions-1024.png"))
     # Charts: labels within their column, axes at the top and bottom of a long one.
