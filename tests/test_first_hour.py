@@ -308,3 +308,11 @@ def test_a_resumed_or_widened_run_keeps_one_transcript_per_session(
     assert anyio.run(run, "--judge", "o3", "--max-prompt-tokens", "3000", "--fresh") == 0
     assert len(read_jsonl(out / "transcripts.jsonl")) == 4  # set aside with the journal
     capsys.readouterr()
+
+
+def test_a_price_covers_every_spelling_of_a_model() -> None:
+    from judge_engine.pricing import PriceTable
+
+    table = PriceTable({"gpt-5.4": (1.0, 10.0)})
+    for spelling in ("gpt-5.4", "azure/gpt-5.4", "openai/azure/gpt-5.4", "GPT-5.4"):
+        assert table.cost(spelling, 1_000_000, 100_000) == pytest.approx(2.0), spelling
