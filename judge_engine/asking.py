@@ -21,6 +21,7 @@ mode from then on, for that judge.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -30,11 +31,14 @@ import orjson
 from .config import GatewayOptions, RetryOptions
 from .control import RunControl
 from .gateway import GatewayError, Transport
+from .gateway.profiles import ProfileError, learn, profile_for
+from .gateway.protocols import DEFAULT_MAX_OUTPUT, Profile, encode
+from .gateway.providers import GATEWAY, PROVIDERS, Judge
 from .journal import FAILED, OK, JournalError, Record
 from .plan import Ask, Job, Planner
 from .pricing import Budget
 from .progress import Tally
-from .prompt import response_format
+from .prompt import retarget
 from .redact import Secrets
 from .verdict import ModelMismatch, ReplyError, completion, parse_verdict
 
@@ -43,6 +47,8 @@ from .verdict import ModelMismatch, ReplyError, completion, parse_verdict
 BREAKER = 10
 #: Tokens expected in a verdict, for the tpm window and the cost limit.
 OUTPUT_ESTIMATE = 200
+#: Characters of a reasoning model's own thinking kept beside its verdict.
+THINKING_CHARS = 8000
 #: Replies longer than this are parsed in a worker thread, off the event loop.
 PARSE_IN_THREAD = 64 * 1024
 #: Tries of a request to a gateway that has never answered and cannot be connected to
@@ -85,6 +91,9 @@ class Asker:
         secrets: Secrets,
         max_output_tokens: int | None = None,
         unsettled: int = 64,
+        judges: Mapping[str, Judge] | None = None,
+        profiles: Mapping[str, Profile] | None = None,
+        fallback_on: Sequence[str] = (),
     ) -> None:
         self.transport = transport
         #: Requests sent whose outcome is not yet durable (see `ask`).
@@ -96,19 +105,47 @@ class Asker:
         self.tally = tally
         self.control = control
         self.secrets = secrets
+        self.max_output = max_output_tokens
         self.output_estimate = max_output_tokens or OUTPUT_ESTIMATE
-        #: Judges whose gateway refused a JSON Schema response format: JSON mode.
-        self.plain_json: set[str] = set()
+        #: Each judge's provider and endpoint, and how its requests are shaped (learned
+        #: at run time: what a provider refused).
+        self.judges = dict(judges or {})
+        self.profiles: dict[str, Profile] = dict(profiles or {})
+        self._gateway = GatewayOptions() if gateway is None else gateway
+        #: Failures that give the slot to a fallback judge (--fallback-on).
+        self.fallback_on = frozenset(fallback_on)
         self._failures: dict[str, int] = {}
         #: CPU seconds spent parsing replies.
         self.parse_cpu = 0.0
 
-    async def ask(self, job: Job, ask: Ask) -> Record | None:
+    @property
+    def plain_json(self) -> set[str]:
+        """Judges asked in JSON mode because their gateway refused a JSON Schema."""
+        return {name for name, p in self.profiles.items() if p.structured == "json_object"}
+
+    def judge(self, name: str) -> Judge:
+        """A judge's provider and endpoint: as resolved for the run, or (a transport
+        given by the caller) the gateway's, the name sent as it is."""
+        judge = self.judges.get(name)
+        if judge is None:
+            judge = Judge(name, PROVIDERS[GATEWAY], name, "", "a transport given by the caller")
+            self.judges[name] = judge
+        return judge
+
+    def profile(self, name: str) -> Profile:
+        profile = self.profiles.get(name)
+        if profile is None:
+            profile = self.profiles[name] = profile_for(self.judge(name))
+        return profile
+
+    async def ask(self, job: Job, ask: Ask) -> list[Record] | None:
         """Ask until a verdict or no retry is left (module docstring). None: not asked.
+        With --fallback-on, a failure it names is followed by the fallback judge's
+        answer for the slot: both records are returned, in order.
 
         A request holds one of the `unsettled` tokens from the moment it is sent until
-        its outcome is durable: a record returned still holds it, and the caller calls
-        `settled()` once the record is in the journal. A request waiting out a backoff
+        its outcome is durable: the records returned still hold it, and the caller calls
+        `settled()` once they are in the journal. A request waiting out a backoff
         holds none, so a kill can leave at most `unsettled`'s size answered and not
         durable, however many workers there are."""
         judge = ask.planned.assignment.judge
@@ -122,6 +159,13 @@ class Asker:
         held = _Held(self.unsettled)
         try:
             record = await self._attempts(job, ask, judge, estimate, held)
+            records = [record] if record is not None else []
+            fallback = self._fallback(job, ask, record)
+            if fallback is not None:
+                fallback_judge = fallback.planned.assignment.judge
+                second = await self._attempts(job, fallback, fallback_judge, estimate, held)
+                if second is not None:
+                    records.append(second)
         except FatalError:
             held.release()
             self.transport.stop_sending()  # the run ends: nothing more goes out
@@ -131,22 +175,48 @@ class Asker:
             raise
         finally:
             self.budget.release(reserve)
-        if record is None:
+        if not records:
             held.release()
-        return record
+            return None
+        return records
+
+    def _fallback(self, job: Job, ask: Ask, record: Record | None) -> Ask | None:
+        """The fallback judge's request for a slot whose judge failed in a way
+        --fallback-on names (a content filter, a refusal), if one may take it."""
+        if record is None or record.status != FAILED or not self.fallback_on:
+            return None
+        reason = (record.error or "").split(":", 1)[0]
+        if reason not in self.fallback_on:
+            return None
+        planned = self.planner.fallback_for(job, ask.planned, f"{record.judge} answered {reason}")
+        if planned is None:
+            return None
+        judge = planned.assignment.judge
+        assert judge is not None
+        return Ask(planned, retarget(ask.request, judge))
 
     def settled(self) -> None:
-        """A record `ask` returned is durable: its token is free."""
+        """The records `ask` returned are durable: their token is free."""
         self.unsettled.release()
 
+    def _learned(self, judge: str, change: str) -> None:
+        """A provider refused a parameter: the judge's profile changed (once)."""
+        self.tally.adjustments.append(f"{judge}: {change}")
+
     async def _attempts(
-        self, job: Job, ask: Ask, judge: str, estimate: int, held: _Held
+        self, job: Job, ask: Ask, judge: str | None, estimate: int, held: _Held
     ) -> Record | None:
+        assert judge is not None
         request = ask.request
         base = self.planner.base_fields(job, ask.planned)
         usage: dict[str, int] = {}
         spent = _Spent()
         attempts = 0
+        target = self.judge(judge)
+        protocol = target.provider.protocol
+        profile = self.profile(judge)
+        max_output = self.max_output
+        grown = False
         # Which request this is, for the gateway's logs and tracing: the journal key
         # (the same on every retry and resume) and the session.
         headers = {
@@ -162,25 +232,43 @@ class Asker:
             raw: str | None = None
             hint: float | None = None
             transient = False
-            structured = judge not in self.plain_json
-            body = orjson.dumps(
-                request.body
-                if structured
-                else {**request.body, "response_format": response_format(False)}
-            )
+            body = encode(request.body, target, profile, max_output)
             try:
                 reply = await self.transport.send(body, estimate, headers, model=judge)
                 cpu = time.thread_time()
                 try:
-                    done = completion(reply.data, judge, check_model=self.check_model)
+                    done = completion(
+                        reply.data, target.model, check_model=self.check_model, protocol=protocol
+                    )
                     spent.add(self, judge, done.usage, request.prompt_tokens, usage)
+                    if done.refusal is not None or done.finish_reason == "refusal":
+                        text = self.secrets.scrub((done.refusal or "refused")[:500])
+                        return self._failed(
+                            base, f"refused: {text}", done.content[:4000] or None, usage,
+                            attempts, spent, judge, False,
+                        )  # fmt: skip
+                    if done.finish_reason == "content_filter":
+                        return self._failed(
+                            base, "content_filter: the provider's content filter stopped the "
+                            "reply", None, usage, attempts, spent, judge, False,
+                        )  # fmt: skip
+                    if done.finish_reason == "length":
+                        if not grown:
+                            # Cut at the output limit: once more with a larger budget.
+                            grown = True
+                            max_output = max(2 * (max_output or DEFAULT_MAX_OUTPUT), 2048)
+                            attempts -= 1
+                            continue
+                        return self._failed(
+                            base, f"truncated: the reply was cut at {max_output:,} output "
+                            "tokens twice", done.content[:4000], usage, attempts, spent, judge,
+                            False,
+                        )  # fmt: skip
                     if len(done.content) > PARSE_IN_THREAD:
                         # Large replies are parsed off the event loop (Ctrl-C works).
-                        verdict = await anyio.to_thread.run_sync(
-                            parse_verdict, done.content, done.finish_reason
-                        )
+                        verdict = await anyio.to_thread.run_sync(parse_verdict, done.content)
                     else:
-                        verdict = parse_verdict(done.content, done.finish_reason)
+                        verdict = parse_verdict(done.content)
                 finally:
                     self.parse_cpu += time.thread_time() - cpu
                 self._failures[judge] = 0
@@ -190,11 +278,13 @@ class Asker:
                     success=verdict.success,
                     confidence=verdict.confidence,
                     reasoning=verdict.reasoning,
+                    thinking=done.reasoning[:THINKING_CHARS] if done.reasoning else None,
                     usage=usage,
                     latency_ms=round(reply.latency_ms, 1),
                     attempts=attempts,
                     cost_usd=spent.value(self.budget),
                     served_model=done.served_model,
+                    request_id=done.request_id,
                     at=time.time(),
                 )
             except GatewayError as exc:
@@ -206,8 +296,8 @@ class Asker:
                     return None
                 if exc.kind == "auth":
                     raise FatalError(
-                        f"the gateway at {self.transport.printable_url} refused the API key: "
-                        f"{exc.describe()}"
+                        f"the gateway at {self.transport.printable_url} refused the API key "
+                        f"of judge {judge}: {exc.describe()}"
                     ) from None
                 if exc.kind == "redirect":
                     raise FatalError(
@@ -220,12 +310,33 @@ class Asker:
                         f"cannot reach the gateway at {self.transport.printable_url} ({exc}): "
                         "check --base-url or $OPENAI_BASE_URL"
                     ) from None
-                if structured and refuses_schema(exc):
-                    # This gateway takes no JSON Schema: JSON mode from now on, for
-                    # this judge, and this request asked again at once.
-                    self.plain_json.add(judge)
-                    attempts -= 1
-                    continue
+                if exc.status == 400 and exc.kind != "content_filter":
+                    try:
+                        change = learn(profile, exc, _sent(body))
+                    except ProfileError as problem:
+                        return self._failed(
+                            base, f"client_error 400: {problem}", raw, usage, attempts, spent,
+                            judge, True,
+                        )  # fmt: skip
+                    if (
+                        change is None
+                        and profile.structured == "json_schema"
+                        and refuses_schema(exc)
+                    ):
+                        profile.structured = "json_object"
+                        change = "response_format: JSON mode (json_object) instead of a JSON Schema"
+                        profile.adjustments.append(change)
+                    if change is not None:
+                        # This provider refuses a parameter: the profile changes once,
+                        # and this request goes again at once, not counted as a retry.
+                        if change:
+                            self._learned(judge, change)
+                        attempts -= 1
+                        continue
+                if exc.kind == "content_filter":
+                    return self._failed(
+                        base, f"content_filter: {exc}", raw, usage, attempts, spent, judge, False
+                    )
                 error = exc.describe()
                 hint = exc.retry_after_s
                 transient = exc.retryable
@@ -291,6 +402,15 @@ class Asker:
             cost_usd=spent.value(self.budget),
             at=time.time(),
         )
+
+
+def _sent(body: bytes) -> dict[str, Any]:
+    """The body a refused request carried (read again only after a 400)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class _Held:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .gateway import DEFAULT_BASE_URL, endpoint_url, safe_url
+from .gateway.profiles import EFFORTS
+from .gateway.providers import ProviderError, merge_overrides, with_overrides
 from .guard import MODES
 from .pricing import PriceTable, parse_price
 from .prompt import DEFAULT_MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS
@@ -28,6 +30,8 @@ from .sessions import DEFAULT_MAX_OPEN_MB, DEFAULT_MAX_ROW_MB, FORMATS
 
 #: Requests in flight when --concurrency is not given.
 DEFAULT_CONCURRENCY = 64
+#: What a judge may answer that gives its slot to a fallback judge (--fallback-on).
+FALLBACK_ON = ("content_filter", "refused")
 
 
 class ConfigError(ValueError):
@@ -209,7 +213,23 @@ class PanelOptions:
     )
     temperature: float = option(0.0, "the judges' sampling temperature", metavar="T")
     max_output_tokens: int | None = option(
-        None, "max_tokens of each verdict (default: the provider's)", metavar="N"
+        None,
+        "the output-token limit of each verdict (max_tokens, or max_completion_tokens for "
+        "reasoning models; default: the provider's, or 1,024 where one is required)",
+        metavar="N",
+    )
+    reasoning_effort: str | None = option(
+        None,
+        "reasoning_effort of reasoning judges (o-series, gpt-5, Gemini 2.5) that take it",
+        choices=EFFORTS,
+    )
+    fallback_on: tuple[str, ...] = option(
+        (),
+        "also give a slot to its --fallback-judge when its judge answers with this "
+        "(repeatable): content_filter (a provider's content filter refused the session), "
+        "refused (the judge refused to grade)",
+        many=True,
+        choices=FALLBACK_ON,
     )
 
     def __post_init__(self) -> None:
@@ -220,6 +240,9 @@ class PanelOptions:
         _number("temperature", self.temperature, float, 0.0, 2.0)
         if self.max_output_tokens is not None:
             _number("max_output_tokens", self.max_output_tokens, int, 1, 10**6)
+        _choice("reasoning_effort", self.reasoning_effort, EFFORTS)
+        for item in self.fallback_on:
+            _choice("fallback_on", item, FALLBACK_ON, optional=False)
 
 
 @dataclass(frozen=True)
@@ -279,6 +302,14 @@ class GatewayOptions:
         "accept replies that name another model than asked (e.g. Azure deployment names); "
         "the served model is recorded",
     )
+    provider: tuple[str, ...] = option(
+        (),
+        "a provider's setting over the built-in table (repeatable): NAME.KEY=VALUE, KEY one "
+        "of base_url, api_key_env, protocol, auth, headers.NAME, rpm, tpm, concurrency, "
+        "api_version (a config file's [providers.NAME] tables say the same)",
+        many=True,
+        metavar="NAME.KEY=VALUE",
+    )
 
     def __post_init__(self) -> None:
         _text("base_url", self.base_url)
@@ -295,6 +326,11 @@ class GatewayOptions:
         if self.tpm is not None:
             _number("tpm", self.tpm, int, 1, 10**12)
         _number("timeout", self.timeout, float, 0.1, 86_400)
+        _names("provider", self.provider)
+        try:
+            with_overrides(merge_overrides({}, self.provider))
+        except ProviderError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def url(self) -> str:
@@ -557,6 +593,10 @@ def flatten(data: Mapping[str, Any], origin: str = "the config") -> dict[str, An
     for key, value in data.items():
         name = str(key).replace("-", "_")
         name = _ALIASES.get(name, name)
+        if name == "providers" and isinstance(value, Mapping):
+            flat.setdefault("provider", [])
+            flat["provider"] = [*flat["provider"], *_provider_settings(value, origin)]
+            continue
         if name in GROUPS and isinstance(value, Mapping):
             for inner, item in value.items():
                 inner_name = str(inner).replace("-", "_")
@@ -564,6 +604,24 @@ def flatten(data: Mapping[str, Any], origin: str = "the config") -> dict[str, An
         else:
             flat[_checked(name, origin)] = value
     return flat
+
+
+def _provider_settings(tables: Mapping[str, Any], origin: str) -> list[str]:
+    """`[providers.NAME]` tables as `--provider NAME.KEY=VALUE` settings."""
+    out: list[str] = []
+    for name, values in tables.items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: [providers.{name}] must be a table")
+        for key, value in values.items():
+            if key in ("api_key", "key"):
+                raise ConfigError(
+                    f"{origin}: the API key never goes in a file; use the environment"
+                )
+            if key == "headers" and isinstance(value, Mapping):
+                out += [f"{name}.headers.{h}={v}" for h, v in value.items()]
+            else:
+                out.append(f"{name}.{key}={value}")
+    return out
 
 
 def _checked(name: str, origin: str) -> str:

@@ -37,12 +37,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from . import transcripts
 from .asking import Asker, FatalError
-from .config import DEFAULT_CONCURRENCY, Config
+from .config import Config
 from .control import RunControl
+from .endpoints import Keys, describe, open_transport, profiles, resolve_judges
 from .files import UnsafePath, write_atomic
-from .gateway import Gateway, Transport
-from .gateway.batch import BatchOptions as BatchSettings
-from .gateway.batch import BatchTransport
+from .gateway import Transport, safe_url
 from .journal import FAILED, SKIPPED, Journal, JournalError, OutLock, Record
 from .plan import GradedRows, Job, Planner, known_rows
 from .pricing import Budget
@@ -85,8 +84,6 @@ _READING = (
     ("format", None), ("agent_model", None), ("session_by", "auto"), ("benchmark", None),
     ("benchmark_from", None),
 )  # fmt: skip
-#: OUT's record of the latest request's time, so that --rpm holds across a restart.
-PACE_FILE = "last-request"
 #: How a run ended: "done" (every session has its verdicts, guard skips included),
 #: "incomplete" (some could not be graded), "max_cost" (stopped before --max-cost),
 #: "submitted" (requests left in batches at the server, --no-wait: the same command
@@ -151,6 +148,8 @@ class RunResult:
     conflicting: int = 0
     #: What earlier runs on OUT spent (USD), counted against --max-cost.
     spent_before: float = 0.0
+    #: What providers refused and how each judge's requests were adjusted, by judge.
+    adjustments: dict[str, list[str]] = field(default_factory=dict)
     judges: dict[str, JudgeTally] = field(default_factory=dict)
     #: CPU seconds by stage: read (sources, adapters, planning, resume check), render,
     #: parse (verdicts), journal (durable writes, score rows), and the rest: HTTP, the
@@ -186,6 +185,8 @@ class _Done:
     record: Record
     #: The session's rendered user message (`transcripts`), with its first record.
     transcript: bytes | None = None
+    #: A failure a fallback judge's answer follows (--fallback-on): not the session's.
+    superseded: bool = False
     durable: anyio.Event = field(default_factory=anyio.Event)
 
 
@@ -198,18 +199,34 @@ class _Run:
         api_key: str | None,
         transport: Transport | None,
         resume_command: str | None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
         self.api_key = api_key
+        #: The panel's judges, resolved to their providers and endpoints, and their keys.
+        self.judges = resolve_judges(config, environ)
+        self.keys = Keys.of(
+            self.judges,
+            api_key,
+            config.gateway.api_key_env,
+            environ,
+            require=transport is None,
+        )
         self.resume_command = resume_command
         self.out = Path(config.run.out)
         self._given_transport = transport
         self.rubrics = RubricSet.load(config.request.rubrics)
+        #: How each judge is asked: its family's profile and what earlier runs learned.
+        self.profiles = profiles(config, self.judges, self._learned())
         self.result = RunResult()
         self.tally = Tally()
         self.budget = Budget(config.price_table(), config.run.max_cost)
-        #: The run's credentials, scrubbed from everything it writes or prints.
-        self.secrets = Secrets(api_key, config.gateway.url)
+        #: The run's credentials (every provider's key, every endpoint's URL), scrubbed
+        #: from everything it writes or prints.
+        self.secrets = Secrets(
+            [k for k in (api_key, *self.keys.values()) if k],
+            [config.gateway.url, *(j.base_url for j in self.judges.values())],
+        )
         self.cpu: defaultdict[str, float] = defaultdict(float)
         #: Sessions read per source, to name the sources that yielded none; the sources
         #: that gave anything (a session or a rejection).
@@ -299,7 +316,10 @@ class _Run:
                         control=self.control,
                         secrets=self.secrets,
                         max_output_tokens=config.panel.max_output_tokens,
-                        unsettled=config.in_flight(),
+                        unsettled=self._capacity(),
+                        judges=self.judges,
+                        profiles=self.profiles,
+                        fallback_on=config.panel.fallback_on,
                     )
                     await self._run_tasks(sources)
             finally:
@@ -338,37 +358,17 @@ class _Run:
         self._finish()
 
     def _transport(self) -> contextlib.AbstractAsyncContextManager[Transport]:
-        """The transport given, or the one the config names: the live gateway, or the
-        Batch API (with the live gateway behind it for --batch-fallback live)."""
+        """The transport given, or the ones the judges' endpoints need (`endpoints`):
+        live gateways, or the Batch API (with the live gateway behind it for
+        --batch-fallback live), one per endpoint, behind one router."""
         if self._given_transport is not None:
             return contextlib.nullcontext(self._given_transport)
-        batch = self.config.batch
-        if not batch.batch:
-            return self._live()
-        return BatchTransport(
-            self.config.gateway.url,
-            self.api_key,
-            self.out,
-            BatchSettings(batch_size=batch.batch_size, no_wait=batch.no_wait),
-            fallback=self._live() if batch.batch_fallback == "live" else None,
-            timeout_s=self.config.gateway.timeout,
-        )
+        return open_transport(self.config, self.judges, self.keys, self.out)
 
-    def _live(self) -> Gateway:
-        gateway, retry = self.config.gateway, self.config.retry
-        return Gateway(
-            gateway.url,
-            self.api_key,
-            timeout_s=gateway.timeout,
-            concurrency=gateway.concurrency or DEFAULT_CONCURRENCY,
-            slow_start=gateway.concurrency is None,
-            rpm=gateway.rpm,
-            tpm=gateway.tpm,
-            backoff_base_s=retry.backoff_base,
-            backoff_cap_s=retry.backoff_cap,
-            max_pause_s=retry.max_pause,
-            pace_file=self.out / PACE_FILE,
-        )
+    def _capacity(self) -> int:
+        """Requests in flight at most, over every endpoint."""
+        endpoints = len({j.endpoint for j in self.judges.values()}) or 1
+        return self.config.in_flight() * (1 if self.config.batch.batch else endpoints)
 
     def _snapshot_tag(self) -> str:
         """What the journal snapshot's known rows depend on: the plan and the reading."""
@@ -392,14 +392,41 @@ class _Run:
         return None
 
     def _run_json(self) -> dict[str, Any]:
-        """The run's options as `--config` reads them, and the command that resumes."""
+        """The run's options as `--config` reads them, the command that resumes, and
+        each judge's provider, endpoint and request profile (what a provider refused is
+        kept there, so the next run starts right)."""
         data: dict[str, Any] = self.config.to_mapping()
         if self.resume_command:
             data["resume_command"] = self.resume_command
+        data["judges"] = {
+            name: {
+                "provider": judge.provider.name,
+                "model": judge.model,
+                "url": safe_url(judge.base_url),
+                "key": judge.provider.api_key_env,
+                "protocol": judge.provider.protocol,
+                "chosen": judge.chosen,
+                "profile": describe(self.profiles[name]),
+            }
+            for name, judge in self.judges.items()
+        }
         return data
 
+    def _learned(self) -> dict[str, Any]:
+        """The profiles an earlier run on OUT learned, by judge (run.json)."""
+        with contextlib.suppress(OSError, orjson.JSONDecodeError, AttributeError, TypeError):
+            judges = orjson.loads((self.out / "run.json").read_bytes()).get("judges") or {}
+            return {
+                name: entry.get("profile") or {}
+                for name, entry in judges.items()
+                if isinstance(entry, dict)
+                and name in self.judges
+                and entry.get("provider") == self.judges[name].provider.name
+            }
+        return {}
+
     async def _run_tasks(self, sources: list[str]) -> None:
-        in_flight = self.config.in_flight()
+        in_flight = self._capacity()
         # Batches answer in minutes: a retry's backoff is no reason for extra workers.
         workers = in_flight + 64 if self.config.batch.batch else in_flight * WORKERS_PER_SLOT
         send_jobs, receive_jobs = anyio.create_memory_object_stream[Job](workers)
@@ -553,10 +580,16 @@ class _Run:
             return
 
         async def ask(index: int) -> None:
-            record = await self.asker.ask(job, rendered.asks[index])
-            if record is not None:
+            answered = await self.asker.ask(job, rendered.asks[index])
+            if answered is not None:
                 try:
-                    await self._record(records, job, record)
+                    # A fallback's answer follows a refusal it takes the slot from: one
+                    # more record, and the refusal no failure of the session.
+                    job.remaining += len(answered) - 1
+                    for number, record in enumerate(answered):
+                        await self._record(
+                            records, job, record, superseded=number < len(answered) - 1
+                        )
                 finally:
                     self.asker.settled()
 
@@ -572,10 +605,15 @@ class _Run:
             self.open_jobs -= 1
 
     async def _record(
-        self, records: MemoryObjectSendStream[_Done], job: Job, record: Record
+        self,
+        records: MemoryObjectSendStream[_Done],
+        job: Job,
+        record: Record,
+        *,
+        superseded: bool = False,
     ) -> None:
         """Hand a finished record to the writer and wait until it is durable."""
-        done = _Done(job, self._scrubbed(record), job.transcript)
+        done = _Done(job, self._scrubbed(record), job.transcript, superseded)
         job.transcript = None
         await _send(records, done)
         await done.durable.wait()
@@ -639,7 +677,7 @@ class _Run:
                         record.error,
                         record.slot,
                     )
-                    if record.status == FAILED:
+                    if record.status == FAILED and not done.superseded:
                         job.failed += 1
                         self.result.failed_transient += record.transient
                     elif record.status == SKIPPED:
@@ -739,6 +777,14 @@ class _Run:
                 result.status = "incomplete"  # nothing was graded: the guard skipped it all
         if result.status != "error":
             self._snapshot()
+        result.adjustments = {
+            name: list(profile.adjustments)
+            for name, profile in self.profiles.items()
+            if profile.adjustments
+        }
+        with contextlib.suppress(JournalError):  # what the providers taught, for the next run
+            if result.adjustments:
+                self._write_json("run.json", self._run_json())
         with contextlib.suppress(JournalError):  # the summary is a convenience, not the record
             self._write_json("summary.json", result.summary_json())
 

@@ -44,7 +44,9 @@ STATE_FILES = frozenset(
     }
 )
 #: Journals and logs a --fresh set aside: state too (paid verdicts).
-_SET_ASIDE = re.compile(r"^(journal|transcripts|batches)-\d{8}-\d{6}.*\.jsonl$")
+_SET_ASIDE = re.compile(
+    r"^(?:(journal|transcripts|batches)-\d{8}-\d{6}.*\.jsonl|last-request-[0-9a-f]{8})$"
+)
 
 
 class UnsafePath(ValueError):

@@ -18,10 +18,18 @@ from .models import normalize_model, same_model, vendor_of
 
 MODES = ("model", "vendor", "off")
 
-__all__ = ["MODES", "Assignment", "assign", "normalize_model", "same_model", "vendor_of"]
+__all__ = [
+    "MODES",
+    "Assignment",
+    "assign",
+    "conflict",
+    "normalize_model",
+    "same_model",
+    "vendor_of",
+]
 
 
-def _conflict(judge: str, agents: Sequence[str], mode: str) -> str | None:
+def conflict(judge: str, agents: Sequence[str], mode: str) -> str | None:
     """The agent model that forbids `judge`, if any."""
     if mode == "off":
         return None
@@ -60,9 +68,9 @@ def assign(
     if mode not in MODES:
         raise ValueError(f"guard mode must be one of {', '.join(MODES)}")
     chosen: list[Assignment] = []
-    panel = {normalize_model(s) for s in slots if _conflict(s, agent_models, mode) is None}
+    panel = {normalize_model(s) for s in slots if conflict(s, agent_models, mode) is None}
     for slot in slots:
-        culprit = _conflict(slot, agent_models, mode)
+        culprit = conflict(slot, agent_models, mode)
         if culprit is None:
             chosen.append(Assignment(slot, slot, "ok"))
             continue
@@ -73,7 +81,7 @@ def assign(
             if key in panel:
                 excluded.append(f"the fallback {fallback} judges this session already")
                 continue
-            made = _conflict(fallback, agent_models, mode)
+            made = conflict(fallback, agent_models, mode)
             if made is not None:
                 excluded.append(f"the fallback {fallback} produced it too ({made})")
                 continue

@@ -69,6 +69,11 @@ class Record:
     success: int | None = None
     confidence: str | None = None
     reasoning: str | None = None
+    #: A reasoning model's own thinking before its verdict (reasoning_content, a
+    #: `<think>` block, Anthropic's thinking), kept apart and never read as the verdict.
+    thinking: str | None = None
+    #: The provider's id of the reply (`request-id`, a completion's id).
+    request_id: str | None = None
     #: For failures and skips: why (unparseable, bad_response, client_error 400, self-grading).
     error: str | None = None
     #: For failures: the last raw reply, kept for inspection.

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from .config import PanelOptions, RequestOptions
-from .guard import Assignment, assign
+from .guard import Assignment, assign, conflict
 from .journal import (
     DONE,
     FAILED,
@@ -220,6 +220,26 @@ class Planner:
                 continue
             out.asks.append(Ask(planned, request))
         return out
+
+    def fallback_for(self, job: Job, planned: Planned, why: str) -> Planned | None:
+        """The slot of `planned` given to the first fallback judge that did not make the
+        session and does not judge it already (--fallback-on), or None."""
+        session = job.session
+        taken = {p.assignment.judge for p in job.pending if p.assignment.judge}
+        for fallback in self.panel.fallback_judge:
+            if fallback in taken or conflict(fallback, session.agent_models, self.panel.guard):
+                continue
+            assignment = Assignment(planned.assignment.slot, fallback, f"fallback: {why}")
+            key = request_key(
+                session.session_id,
+                assignment.slot,
+                fallback,
+                job.rubric.version,
+                PROMPT_VERSION,
+                planned.sample,
+            )
+            return Planned(assignment, planned.sample, key)
+        return None
 
     def base_fields(self, job: Job, planned: Planned) -> dict[str, Any]:
         """What every record of this request holds, whatever its outcome."""

@@ -45,6 +45,8 @@ class Tally:
     tokens: int = 0
     #: Requests left in batches at the server (--no-wait): collected by the next run.
     submitted: int = 0
+    #: What providers refused and how judges' requests changed for it ("judge: change").
+    adjustments: list[str] = field(default_factory=list)
 
     def judge(self, name: str) -> JudgeTally:
         tally = self.judges.get(name)

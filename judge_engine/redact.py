@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -204,10 +205,26 @@ class Secrets:
     `token@`): each as given, URL-decoded, and `user:password` in base64 (HTTP Basic).
     """
 
-    def __init__(self, api_key: str | None = None, base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str | Sequence[str] | None = None,
+        base_url: str | Sequence[str] | None = None,
+    ) -> None:
+        """The key (or the keys of every provider a run uses) and the base URL (or
+        each endpoint's)."""
         values: set[str] = set()
-        if api_key:
-            values.add(api_key)
+        keys = [api_key] if isinstance(api_key, str) else list(api_key or ())
+        values.update(k for k in keys if k)
+        urls = [base_url] if isinstance(base_url, str) else list(base_url or ())
+        for url in urls:
+            self._add_url(url, values)
+        # Longest first: a key that contains another is replaced whole.
+        self.values: tuple[str, ...] = tuple(
+            sorted((v for v in values if len(v) >= MIN_SECRET), key=len, reverse=True)
+        )
+
+    @staticmethod
+    def _add_url(base_url: str, values: set[str]) -> None:
         if base_url:
             user, password = _url_credentials(base_url)
             for part in (user, password):
@@ -218,10 +235,6 @@ class Secrets:
                 values.add(pair)
                 values.add(base64.b64encode(pair.encode()).decode())
                 values.add(base64.b64encode(pair.encode()).decode().rstrip("="))
-        # Longest first: a key that contains another is replaced whole.
-        self.values: tuple[str, ...] = tuple(
-            sorted((v for v in values if len(v) >= MIN_SECRET), key=len, reverse=True)
-        )
 
     def scrub(self, text: str) -> str:
         """`text` without the run's credentials and without any credential shape."""

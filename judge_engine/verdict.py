@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from .gateway.protocols import BadCompletion, Completion, decode
 from .models import normalize_model
 
 CONFIDENCES = ("low", "medium", "high")
@@ -81,52 +82,31 @@ class Verdict:
     reasoning: str
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    content: str
-    finish_reason: str | None
-    usage: dict[str, int]
-    served_model: str | None
-
-
 def completion(
-    data: Mapping[str, Any], asked_model: str, *, check_model: bool = True
+    data: Mapping[str, Any],
+    asked_model: str,
+    *,
+    check_model: bool = True,
+    protocol: str = "openai_chat",
 ) -> Completion:
-    """The first choice of a chat-completions reply, checked.
+    """A reply read back by its protocol (`gateway.protocols.decode`), checked.
 
     With `check_model`, a reply naming another model than the one asked (after
     normalization: `gpt-4.1-2025-04-14` is `gpt-4.1`) is refused.
     """
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        raise BadReply("the reply has no choices")
-    choice = choices[0]
-    message = choice.get("message")
-    content = message.get("content") if isinstance(message, Mapping) else None
-    if isinstance(content, list):  # content blocks
-        content = "".join(str(b.get("text", "")) for b in content if isinstance(b, Mapping))
-    if content is not None and not isinstance(content, str):
-        raise BadReply("the reply's content is not text")
-    served = data.get("model")
-    served_model = served if isinstance(served, str) and served else None
+    try:
+        done = decode(data, protocol)
+    except BadCompletion as exc:
+        raise BadReply(str(exc)) from None
+    served_model = done.served_model
     if (
         check_model
         and served_model is not None
         and normalize_model(served_model) != normalize_model(asked_model)
     ):
         # A gateway that routed to another model must not pass its verdict off as this one.
-        raise ModelMismatch(f"asked {asked_model}, the reply says {served_model}", content or "")
-    raw_usage = data.get("usage")
-    usage: dict[str, int] = {}
-    if isinstance(raw_usage, Mapping):
-        for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-            value = raw_usage.get(key)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                usage[key] = value
-    reason = choice.get("finish_reason")
-    return Completion(
-        content or "", reason if isinstance(reason, str) else None, usage, served_model
-    )
+        raise ModelMismatch(f"asked {asked_model}, the reply says {served_model}", done.content)
+    return done
 
 
 def parse_verdict(text: str, finish_reason: str | None = None) -> Verdict:

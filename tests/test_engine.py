@@ -133,9 +133,13 @@ async def test_malformed_and_fenced_verdicts(tmp_path: Path) -> None:
     ]
     async with ScriptedServer(script) as server:
         result, _ = await grade(_config(tmp_path, source, server.url), KEY)
-    assert result.verdicts == 1 and result.retries == 2
+        bodies = server.bodies
+    # The unparseable reply is a retry; the cut one is asked again at once with a larger
+    # output budget (not a retry of the same request).
+    assert result.verdicts == 1 and result.retries == 1
+    assert "max_tokens" not in bodies[1] and bodies[2]["max_tokens"] == 2048
     record = _journal(tmp_path)[0]
-    assert (record["success"], record["confidence"], record["attempts"]) == (0, "medium", 3)
+    assert (record["success"], record["confidence"], record["attempts"]) == (0, "medium", 2)
 
 
 async def test_a_reply_that_never_parses_fails_as_unparseable_with_the_raw_reply(

@@ -166,7 +166,8 @@ def read_config_file(path: str) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {file} does not hold options")
-    data.pop("resume_command", None)  # what a run.json also records; not an option
+    for record in ("resume_command", "judges"):  # what a run.json also records
+        data.pop(record, None)
     try:
         return flatten(data, f"--config {file}")
     except ConfigError as exc:

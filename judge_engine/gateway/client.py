@@ -61,8 +61,14 @@ class GatewayError(Exception):
         retryable: bool,
         retry_after_s: float | None = None,
         later: bool = False,
+        code: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
+        #: What the provider's error body says: its code (`unsupported_parameter`,
+        #: `content_filter`...) and the parameter it names.
+        self.code = code
+        self.param = param
         #: auth, rate_limited, server_error, timeout, connection, bad_response, client_error
         self.kind = kind
         self.status = status
@@ -159,8 +165,16 @@ class Gateway:
         max_pause_s: float = MAX_HINT_S,
         pace_file: Path | None = None,
         rng: random.Random | None = None,
+        request_url: str | None = None,
+        auth: Mapping[str, str] | None = None,
     ) -> None:
+        """`base_url` and `api_key` for an OpenAI-compatible endpoint (the key as a
+        bearer token); or `request_url` (the whole URL requests go to) and `auth` (the
+        headers that carry the key, as the provider takes it)."""
         self.url, self._basic_auth = endpoint_url(base_url)
+        if request_url is not None:
+            self.url = URL(request_url)
+        self._auth = dict(auth) if auth is not None else None
         if self._basic_auth is not None and api_key:
             raise ValueError(
                 "the base URL carries credentials and an API key is set too: use one of them"
@@ -199,9 +213,11 @@ class Gateway:
             "User-Agent": "judge-engine",
             "Accept-Encoding": "gzip, deflate",
         }
-        if self._api_key:
+        if self._auth is not None:
+            headers.update(self._auth)
+        elif self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        elif self._basic_auth is not None:
+        if self._basic_auth is not None and "Authorization" not in headers:
             headers["Authorization"] = self._basic_auth
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
@@ -480,6 +496,7 @@ class Gateway:
     def _refuse(self, status: int, headers: Mapping[str, str], raw: bytes) -> None:
         text = raw[:2000].decode("utf-8", "replace")
         message = _error_message(text)
+        code, param = error_fields(text)
         hint = retry_after(headers, text)
         if status == 401:
             self.stats.other_errors += 1
@@ -522,10 +539,12 @@ class Gateway:
             )
         self.stats.other_errors += 1
         raise GatewayError(
-            "client_error",
+            "content_filter" if code == "content_filter" else "client_error",
             self.scrub(message or f"HTTP {status}"),
             status=status,
             retryable=False,
+            code=code,
+            param=param,
         )
 
 
@@ -611,12 +630,44 @@ async def body_chunks(
                 decoder = zlib.decompressobj(47 if encoding != "deflate" else 15)
 
 
+def _error_object(text: str) -> dict[str, Any] | None:
+    """The error object of a body: OpenAI's and Azure's `{"error": {...}}`, Anthropic's
+    `{"type": "error", "error": {...}}`, Gemini's `[{"error": {...}}]`."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        error: dict[str, Any] = data["error"]
+        return error
+    return None
+
+
+def error_fields(text: str) -> tuple[str | None, str | None]:
+    """The `code` and `param` an error body names (either may be None)."""
+    error = _error_object(text)
+    if error is None:
+        return None, None
+    code, param = error.get("code"), error.get("param")
+    inner = error.get("innererror")
+    if code is None and isinstance(inner, dict):
+        code = inner.get("code")
+    return (
+        str(code)[:80] if isinstance(code, (str, int)) and not isinstance(code, bool) else None,
+        str(param)[:80] if isinstance(param, str) else None,
+    )
+
+
 def _error_message(text: str) -> str:
     """The message of an OpenAI-style error body, else the start of the body."""
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
         return " ".join(text.split())[:300]
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]  # Gemini wraps its error in a list
     if isinstance(data, dict):
         error = data.get("error", data)
         if isinstance(error, dict):

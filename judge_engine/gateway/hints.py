@@ -144,18 +144,23 @@ def _int(value: str | None) -> int | None:
 
 
 def rate_info(headers: Mapping[str, str], now: float | None = None) -> RateInfo:
+    """The limits a reply announces: OpenAI's `x-ratelimit-*` family, else Anthropic's
+    `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` (reset as RFC 3339)."""
     h = _lower(headers)
 
+    def pick(kind: str, what: str) -> str | None:
+        return h.get(f"x-ratelimit-{what}-{kind}") or h.get(f"anthropic-ratelimit-{kind}-{what}")
+
     def reset(kind: str) -> float | None:
-        value = h.get(f"x-ratelimit-reset-{kind}")
+        value = pick(kind, "reset")
         seconds = parse_duration(value, now) if value else None
         return min(MAX_HINT_S, seconds) if seconds is not None else None
 
     return RateInfo(
-        limit_requests=_int(h.get("x-ratelimit-limit-requests")),
-        remaining_requests=_int(h.get("x-ratelimit-remaining-requests")),
+        limit_requests=_int(pick("requests", "limit")),
+        remaining_requests=_int(pick("requests", "remaining")),
         reset_requests_s=reset("requests"),
-        limit_tokens=_int(h.get("x-ratelimit-limit-tokens")),
-        remaining_tokens=_int(h.get("x-ratelimit-remaining-tokens")),
+        limit_tokens=_int(pick("tokens", "limit")),
+        remaining_tokens=_int(pick("tokens", "remaining")),
         reset_tokens_s=reset("tokens"),
     )

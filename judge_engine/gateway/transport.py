@@ -20,8 +20,11 @@ class Transport(Protocol):
 
     #: Where requests go, fit to print (no credentials).
     printable_url: str
-    #: Counters the progress line and the summary read.
-    stats: GatewayStats
+
+    @property
+    def stats(self) -> GatewayStats:
+        """Counters the progress line and the summary read."""
+        ...
 
     @property
     def in_flight(self) -> int:

@@ -397,7 +397,13 @@ class BatchService:
             return _line(custom_id, 500, None, "injected server error"), True
         fault = "malformed" if rng.random() < config.batch_malformed_rate else None
         self.sim.models[model] += 1
-        payload, _ = self.sim.completion(model, messages, fault, custom_id)
+        payload, _ = self.sim.completion(
+            model,
+            messages,
+            fault,
+            custom_id,
+            max_output=body.get("max_tokens") or body.get("max_completion_tokens"),
+        )
         if fault is None:
             self.answered[custom_id] += 1
         response = {"status_code": 200, "request_id": _new_id("req"), "body": payload}

@@ -312,6 +312,7 @@ class Simulator:
         payload, extra_headers = self.completion(
             model, messages, fault, request.headers.get("X-Judge-Engine-Key"),
             request.headers.get("Authorization", ""),
+            max_output=data.get("max_tokens") or data.get("max_completion_tokens"),
         )  # fmt: skip
         headers = {**self._limit_headers(time.monotonic()), **extra_headers}
         if fault == "gzip":
@@ -331,6 +332,7 @@ class Simulator:
         fault: str | None = None,
         name: str | None = None,
         authorization: str = "",
+        max_output: Any = None,
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """The chat-completion body the simulator answers a request with (and extra
         headers), after `fault` (a content fault, or None); `name` is the request's
@@ -369,7 +371,9 @@ class Simulator:
         if fault == "malformed":
             if self._rng.random() < 0.5:
                 text = "The agent appears to have completed the task, so I would say yes."
-            else:
+            elif not (isinstance(max_output, int) and max_output >= 2048):
+                # Cut at the output limit, as a model is: a larger budget (which the
+                # engine asks with next) lets the verdict end.
                 text, finish = text[: len(text) // 2], "length"
         served = "sim-other-model" if fault == "wrong_model" else model
         if fault == "slow":
