@@ -454,6 +454,15 @@ class _Spent:
         usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + prompt
         usage["completion_tokens"] = usage.get("completion_tokens", 0) + completion_tokens
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        for detail in (
+            "reasoning_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        ):
+            # Kept for the record: reasoning tokens are output the completion count
+            # holds already (priced as output); cache tokens are in the prompt's.
+            if reply_usage.get(detail):
+                usage[detail] = usage.get(detail, 0) + reply_usage[detail]
         cost = asker.budget.spend(judge, prompt, completion_tokens)
         asker.tally.used(judge, prompt + completion_tokens, cost)
         if cost is not None:

@@ -84,7 +84,8 @@ class Keys:
             if variable is None or provider.auth == "none":
                 keys[name] = None
                 continue
-            key = api_key if variable == api_key_env else (environ.get(variable) or None)
+            given = api_key if variable == api_key_env else None
+            key = given or environ.get(variable) or None
             if key is None and require and not provider.key_optional and "@" not in judge.base_url:
                 raise ConfigError(
                     f"judge {name} ({provider.name}) needs its key: set ${variable} "

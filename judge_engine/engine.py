@@ -824,6 +824,7 @@ class _Run:
             order=[*self.config.panel.judge, *self.config.panel.fallback_judge],
             batch=self.config.batch.batch,
             slots=self.tally.slots,
+            adjustments=self.tally.adjustments,
         )
 
 
@@ -852,9 +853,12 @@ async def grade(
     *,
     transport: Transport | None = None,
     resume_command: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[RunResult, str]:
-    """Run one grading run; return its result and the closing summary text."""
-    run = _Run(config, api_key, transport, resume_command)
+    """Run one grading run; return its result and the closing summary text. `api_key`
+    is the gateway's (bare judge names); judges named with a provider take their key
+    from `environ` (default the process's environment), by their provider's variable."""
+    run = _Run(config, api_key, transport, resume_command, environ)
     result = await run.execute()
     return result, run.summary_text()
 

@@ -199,6 +199,7 @@ def format_summary(
     order: Sequence[str] = (),
     batch: bool = False,
     slots: dict[str, Counter[str]] | None = None,
+    adjustments: Sequence[str] = (),
 ) -> str:
     """The closing table per judge: the panel's judges in `order` first, then others."""
     lines = ["", "judge                           verdicts  success   failed  skipped"]
@@ -215,6 +216,8 @@ def format_summary(
         for reason, count in tally.failures.most_common():
             lines.append(f"{'':<32}failed {count:,}: {reason}")
     lines += fallback_lines(slots or {})
+    for change in adjustments:
+        lines.append(f"a provider refused a parameter; from then on, judge {change}")
     cost = f"${cost_usd:,.4f}" if cost_usd is not None else "unknown (no price for a judge)"
     cost += " at batch prices" if batch and cost_usd is not None else ""
     per_second = sent / wall_s if wall_s > 0 else 0.0

@@ -8,6 +8,10 @@ import anyio
 
 from ._common import UsageError, bounded
 
+#: The simulator's provider modes (`testing.providers.MODES`), named here so that the
+#: command's help needs no import of the simulator.
+PROVIDER_MODES = ("openai", "azure", "gemini", "vllm-reasoning", "ollama-thinking", "anthropic")
+
 NAME = "sim"
 HELP = "run the judge-gateway simulator on loopback (not a real model)"
 DESCRIPTION = """\
@@ -98,6 +102,15 @@ def add(parser: argparse.ArgumentParser) -> None:
         help="share of sessions a judge reads the other way",
     )
     add("--seed", type=int, default=0, help="seed of the fault draws")  # fmt: skip
+    add(
+        "--provider",
+        choices=PROVIDER_MODES,
+        help="behave as this provider documents: its paths, auth, refusals, error shapes and "
+        "reply shape (openai: reasoning models refuse temperature and max_tokens; anthropic: "
+        "the Messages API at /v1/messages; azure: deployments and the v1 API with api-key; "
+        "gemini; vllm-reasoning and ollama-thinking: replies with the model's thinking)",
+    )
+    add("--api-key", metavar="KEY", help="the only key accepted (default: any)")
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -118,6 +131,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         slow_s=args.slow_s,
         disagreement=args.disagreement,
         seed=args.seed,
+        provider=args.provider,
+        api_key=args.api_key,
     )
     try:
         anyio.run(serve, config, args.port)

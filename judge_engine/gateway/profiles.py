@@ -59,7 +59,10 @@ def profile_for(judge: Judge, *, reasoning_effort: str | None = None) -> Profile
             tokens_field="max_completion_tokens",
             reasoning_effort=reasoning_effort,
         )
-    return Profile(family="chat", reasoning_effort=reasoning_effort)
+    # Gemini's thinking models take reasoning_effort on its OpenAI-compatible endpoint;
+    # other chat models refuse it.
+    thinks = normalize_model(judge.model).startswith(("gemini-2-5", "gemini-3"))
+    return Profile(family="chat", reasoning_effort=reasoning_effort if thinks else None)
 
 
 def _refused(error: GatewayError) -> tuple[str | None, str]:

@@ -21,15 +21,18 @@ import hashlib
 import math
 import random
 import re
+import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from . import providers as modes
 from .batches import BatchService
 
 NAME = "judge-engine simulator"
@@ -99,6 +102,14 @@ class SimConfig:
     #: an output file is sent).
     batch_hold: str | None = None
     batch_hold_s: float = 30.0
+    #: A provider mode (`testing.providers.MODES`): refuses what that provider
+    #: refuses, with its error shapes, and answers in its shape. None: the permissive
+    #: OpenAI-compatible gateway of the tests before provider modes.
+    provider: str | None = None
+    #: The model an Azure deployment serves (the reply names it, not the deployment).
+    azure_model: str = "gpt-4.1-2025-04-14"
+    #: Models served as reasoning models whatever their names say (a gateway's alias).
+    reasoning_models: tuple[str, ...] = ()
 
 
 def verdict_for(record: str, model: str, disagreement: float = 0.08) -> dict[str, Any]:
@@ -120,6 +131,13 @@ def verdict_for(record: str, model: str, disagreement: float = 0.08) -> dict[str
             else "[simulator] the final message reports the task done, with no failure cue"
         )
     return {"success": success, "confidence": confidence, "reasoning": reasoning}
+
+
+def _record_of(messages: list[Any]) -> str:
+    """What the judge reads of the session: the enclosed record of the last message."""
+    content = str(messages[-1].get("content", "")) if messages else ""
+    match = _RECORD.search(content)
+    return match.group(2) if match else content
 
 
 def max_in_window(times: Sequence[float], window_s: float = 60.0) -> int:
@@ -157,6 +175,11 @@ class Simulator:
         app = web.Application(client_max_size=256 * 1024 * 1024)  # batch files too
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
+        # Provider modes' own paths (`testing.providers`).
+        app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
+        app.router.add_post("/openai/v1/chat/completions", self._chat)
+        app.router.add_post("/v1beta/openai/chat/completions", self._chat)
         app.router.add_get("/sim/stats", self._stats)
         app.router.add_get("/health", self._health)
         self.batches = BatchService(self)
@@ -249,25 +272,100 @@ class Simulator:
             "x-ratelimit-reset-requests": f"{max(0.0, reset):.3f}s",
         }
 
+    def _refused(self, refusal: modes.Refusal) -> web.Response:
+        self.status[refusal.status] += 1
+        self.faults[f"refused_{refusal.status}"] += 1
+        return web.Response(
+            status=refusal.status,
+            body=orjson.dumps(refusal.body),
+            content_type="application/json",
+            headers={"Server": NAME, **refusal.headers},
+        )
+
+    def _route(self, request: web.Request) -> modes.Refusal | None:
+        """A request at a path its mode does not serve: 404, as a provider answers."""
+        mode = self.config.provider
+        path = request.path
+        expected = {
+            "azure": ("/openai/deployments/", "/openai/v1/chat/completions"),
+            "gemini": ("/v1beta/openai/chat/completions",),
+            "anthropic": ("/v1/messages",),
+        }.get(mode or "", ("/v1/chat/completions", "/chat/completions"))
+        if not path.startswith(expected):
+            return modes.openai_error(404, f"Not found: {path}", kind="not_found_error")
+        if (
+            mode == "azure"
+            and path.startswith("/openai/deployments/")
+            and not (request.query.get("api-version"))
+        ):
+            return modes.Refusal(404, {"error": {"code": "404", "message": "Resource not found"}})
+        return None
+
+    def _authorized(self, request: web.Request) -> web.Response | None:
+        """The key, as the mode's provider takes it: a bearer token, or Azure's api-key."""
+        config = self.config
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        if config.provider == "azure":
+            token = request.headers.get("api-key", "") or (
+                token if request.path.startswith("/openai/v1/") else ""
+            )
+            if not token:
+                return self._refused(
+                    modes.Refusal(
+                        401,
+                        {"error": {"code": "401", "message": "Access denied due to invalid "
+                                   "subscription key or wrong API endpoint."}},
+                    )
+                )  # fmt: skip
+        if not token:
+            return self._error(401, "auth_error", "no API key passed")
+        if config.api_key is not None and token != config.api_key:
+            return self._error(401, "invalid_api_key", "the API key is not valid")
+        return None
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         now = time.monotonic()
         if not self.arrivals:
             self.first_arrival_epoch = time.time()
         self.arrivals.append(now)
         config = self.config
-        auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or not auth[7:].strip():
-            return self._error(401, "auth_error", "no API key passed")
-        if config.api_key is not None and auth[7:] != config.api_key:
-            return self._error(401, "invalid_api_key", "the API key is not valid")
+        if config.provider is not None:
+            wrong = self._route(request)
+            if wrong is not None:
+                return self._refused(wrong)
+        refused = self._authorized(request)
+        if refused is not None:
+            return refused
         try:
             data = orjson.loads(await request.read())
+            if not isinstance(data, dict):
+                raise TypeError
+            if request.match_info.get("deployment"):
+                data.setdefault("model", request.match_info["deployment"])
             model = data["model"]
             messages = data["messages"]
             if not isinstance(model, str) or not isinstance(messages, list):
                 raise TypeError
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return self._error(400, "invalid_request_error", "expected a chat-completions body")
+        if config.provider is not None:
+            try:
+                modes.check_openai(config.provider, data, config.reasoning_models)
+            except modes.Refusal as refusal:
+                return self._refused(refusal)
+            record = _record_of(messages)
+            if config.provider == "azure" and modes.FILTER in record:
+                return self._refused(
+                    modes.Refusal(
+                        400,
+                        {"error": {"message": "The response was filtered due to the prompt "
+                                   "triggering Azure OpenAI's content management policy.",
+                                   "type": None, "param": "prompt", "code": "content_filter",
+                                   "status": 400,
+                                   "innererror": {"code": "ResponsibleAIPolicyViolation"}}},
+                    )
+                )  # fmt: skip
         self.models[model] += 1
 
         # The limit first: over it, nothing else happens.
@@ -314,6 +412,11 @@ class Simulator:
             request.headers.get("Authorization", ""),
             max_output=data.get("max_tokens") or data.get("max_completion_tokens"),
         )  # fmt: skip
+        if config.provider is not None:
+            served = config.azure_model if config.provider == "azure" else model
+            payload = modes.shape_openai(
+                config.provider, payload, data, _record_of(messages), served
+            )
         headers = {**self._limit_headers(time.monotonic()), **extra_headers}
         if fault == "gzip":
             self.status[200] += 1
@@ -403,6 +506,75 @@ class Simulator:
             },
         }
         return payload, extra_headers
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic's Messages API (the `anthropic` mode): its checks, its rate limit
+        and faults in its shapes, the verdict as a forced tool call."""
+        now = time.monotonic()
+        if not self.arrivals:
+            self.first_arrival_epoch = time.time()
+        self.arrivals.append(now)
+        config = self.config
+        if config.provider != "anthropic":
+            return self._refused(modes.openai_error(404, "Not found: /v1/messages"))
+        try:
+            data = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            data = None
+        try:
+            modes.check_anthropic(request.headers, data, config.api_key)
+        except modes.Refusal as problem:
+            return self._refused(problem)
+        model = str(data["model"])
+        self.models[model] += 1
+        while self.accepted and now - self.accepted[0] >= 60.0:
+            self.accepted.popleft()
+        if config.rpm and len(self.accepted) >= config.rpm:
+            wait = max(1, math.ceil(self.accepted[0] + 60.0 - now))
+            self.throttled_times.append(now)
+            limited = modes.anthropic_error(
+                429, "rate_limit_error", "This request would exceed the rate limit."
+            )
+            limited.headers.update({"retry-after": str(wait), **self._anthropic_limits(now)})
+            return self._refused(limited)
+        self.accepted.append(now)
+        self.accepted_times.append(now)
+        fault = self._draw_fault()
+        if fault in ("throttle", "throttle_reset"):
+            self.throttled_times.append(now)
+            limited = modes.anthropic_error(429, "rate_limit_error", "injected rate limit")
+            limited.headers["retry-after"] = "1"
+            return self._refused(limited)
+        if fault == "server_error":
+            return self._refused(modes.anthropic_error(529, "overloaded_error", "Overloaded"))
+        if config.latency_ms > 0:
+            spread = 1.0 + config.jitter * (2 * self._rng.random() - 1)
+            await asyncio.sleep(config.latency_ms * spread / 1000)
+        if fault == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()
+        record = _record_of(data["messages"])
+        verdict = verdict_for(record, model, config.disagreement)
+        name = request.headers.get("X-Judge-Engine-Key") or f"{model}\x1f{record}"
+        self.served[hashlib.blake2b(name.encode(), digest_size=12).digest()] += 1
+        tokens = sum(len(str(m.get("content", ""))) for m in data["messages"]) // 4
+        tokens += len(str(data.get("system", ""))) // 4
+        payload = modes.anthropic_reply(verdict, data, record, tokens)
+        headers = {"request-id": f"req_{secrets.token_hex(12)}", **self._anthropic_limits(now)}
+        return self._reply(200, payload, headers)
+
+    def _anthropic_limits(self, now: float) -> dict[str, str]:
+        rpm = self.config.rpm
+        if not rpm or not self.config.rate_headers:
+            return {}
+        reset = (self.accepted[0] + 60.0 - now) if self.accepted else 0.0
+        moment = datetime.fromtimestamp(time.time() + max(0.0, reset), tz=timezone.utc)
+        return {
+            "anthropic-ratelimit-requests-limit": str(rpm),
+            "anthropic-ratelimit-requests-remaining": str(max(0, rpm - len(self.accepted))),
+            "anthropic-ratelimit-requests-reset": moment.isoformat().replace("+00:00", "Z"),
+        }
 
     def _throttle(self, wait_s: float, message: str, *, reset_only: bool = False) -> web.Response:
         self.throttled_times.append(time.monotonic())
