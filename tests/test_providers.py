@@ -303,3 +303,129 @@ async def test_a_refused_parameter_is_learned_once_and_remembered(tmp_path: Path
     }
     assert "house-judge: temperature: not sent" in summary
     assert again == refusals and second.status == "done"  # the next run started right
+
+
+async def test_an_anthropic_judge_grades_through_the_native_messages_api(tmp_path: Path) -> None:
+    source = _source(tmp_path, 4)
+    out = tmp_path / "out"
+    async with Simulator(SimConfig(provider="anthropic", api_key=KEYS["ANTHROPIC_API_KEY"])) as sim:
+        config = _config(
+            source, out, "anthropic/claude-sonnet-4-5",
+            provider=(f"anthropic.base_url={sim.url}",), temperature=1.5,
+        )  # fmt: skip
+        result, _ = await grade(config, None, environ=KEYS)
+        refused = sum(v for k, v in sim.status.items() if k >= 400)
+    assert result.status == "done", result.message
+    assert result.verdicts == 4 and refused == 0  # temperature clipped to Anthropic's 1
+    records = read_jsonl(out / "journal.jsonl")
+    assert all(r["request_id"].startswith("msg_") for r in records)
+    assert all(r["usage"]["prompt_tokens"] > 0 for r in records)
+    assert all(r["served_model"] == "claude-sonnet-4-5" for r in records)
+
+
+@pytest.mark.parametrize("style", ["deployments", "v1"])
+async def test_azure_in_both_url_styles_with_its_key_and_deployment_names(
+    tmp_path: Path, style: str
+) -> None:
+    source = _source(tmp_path, 2)
+    async with Simulator(SimConfig(provider="azure", api_key=KEYS["AZURE_OPENAI_API_KEY"])) as sim:
+        endpoint = sim.url.rsplit("/v1", 1)[0]
+        env = {**KEYS, "AZURE_OPENAI_ENDPOINT": endpoint}
+        extra = ("azure.api_version=2024-10-21",) if style == "deployments" else ()
+        config = _config(source, tmp_path / style, "azure/my-judge", provider=extra)
+        mismatch, _ = await grade(config, None, environ=env)
+        allowed, _ = await grade(
+            config.replace(allow_model_mismatch=True, out=tmp_path / f"{style}-ok"),
+            None,
+            environ=env,
+        )
+    # The deployment serves another model than its name: refused unless allowed.
+    assert mismatch.status == "error" or mismatch.failed == 2
+    assert allowed.status == "done", allowed.message
+    records = read_jsonl(tmp_path / f"{style}-ok" / "journal.jsonl")
+    assert {r["served_model"] for r in records} == {"gpt-4.1-2025-04-14"}
+
+
+async def test_a_content_filter_fails_its_request_and_a_fallback_may_take_it(
+    tmp_path: Path,
+) -> None:
+    rows = [synth.otel_row(f"s{i}", "swebench", seed=i) for i in range(3)]
+    for span in rows[1]["spans"]:
+        attributes = span["attributes"]
+        attributes["gen_ai.input.messages"] = attributes["gen_ai.input.messages"].replace(
+            "Fix the issue", "FILTER-ME Fix the issue"
+        )
+    source = str(write_jsonl(tmp_path / "s.jsonl", rows))
+    async with (
+        Simulator(SimConfig(provider="azure")) as azure,
+        Simulator(SimConfig(provider="anthropic")) as anthropic,
+    ):
+        env = {**KEYS, "AZURE_OPENAI_ENDPOINT": azure.url.rsplit("/v1", 1)[0]}
+        base = _config(
+            source, tmp_path / "filtered", "azure/gpt-4.1",
+            provider=(f"anthropic.base_url={anthropic.url}",),
+        )  # fmt: skip
+        filtered, _ = await grade(base, None, environ=env)
+        taken, _ = await grade(
+            base.replace(
+                out=tmp_path / "taken", fallback_judge=("anthropic/claude-haiku-4-5",),
+                fallback_on=("content_filter",),
+            ),
+            None,
+            environ=env,
+        )  # fmt: skip
+    assert filtered.status == "incomplete" and filtered.failed == 1
+    failure = next(r for r in read_jsonl(tmp_path / "filtered" / "journal.jsonl") if r["error"])
+    assert failure["error"].startswith("content_filter") and failure["transient"] is False
+    assert taken.status == "done", taken.message
+    scores = {r["session_id"]: r for r in read_jsonl(tmp_path / "taken" / "scores.jsonl")}
+    assert scores["s1"]["judge_model"] == "anthropic/claude-haiku-4-5"
+    assert scores["s1"]["scores"]["task_success"] in (0, 1)
+
+
+@pytest.mark.parametrize("mode", ["vllm-reasoning", "ollama-thinking"])
+async def test_a_reasoning_servers_thinking_is_kept_apart_and_never_read_as_the_verdict(
+    tmp_path: Path, mode: str
+) -> None:
+    source = _source(tmp_path, 3)
+    async with Simulator(SimConfig(provider=mode)) as sim:
+        provider = "vllm" if mode == "vllm-reasoning" else "ollama"
+        config = _config(
+            source, tmp_path / "out", f"{provider}/qwen3-32b",
+            provider=(f"{provider}.base_url={sim.url}",),
+        )  # fmt: skip
+        result, _ = await grade(config, None, environ={})  # a local server: no key
+    async with Simulator(SimConfig()) as plain:  # the same verdict rule, no thinking
+        await grade(
+            _config(source, tmp_path / "plain", "qwen3-32b", base_url=plain.url), "sk-" + "p" * 20
+        )
+    assert result.status == "done" and result.retries == 0, result.message
+    records = read_jsonl(tmp_path / "out" / "journal.jsonl")
+    assert all(r["thinking"] and "Let me look" in r["thinking"] for r in records)
+    # The forged {"success": 0} inside the <think> block is not the verdict.
+    assert [r["success"] for r in records] == [
+        r["success"] for r in read_jsonl(tmp_path / "plain" / "journal.jsonl")
+    ]
+
+
+async def test_refusals_and_cut_replies(tmp_path: Path) -> None:
+    rows = [synth.otel_row(f"s{i}", "swebench", seed=i) for i in range(2)]
+    for span in rows[0]["spans"]:
+        attributes = span["attributes"]
+        attributes["gen_ai.input.messages"] = attributes["gen_ai.input.messages"].replace(
+            "Fix the issue", "REFUSE-ME Fix the issue"
+        )
+    source = str(write_jsonl(tmp_path / "s.jsonl", rows))
+    async with Simulator(SimConfig(provider="openai")) as sim:
+        config = _config(
+            source, tmp_path / "out", "openai/gpt-4.1", provider=(f"openai.base_url={sim.url}",),
+            max_output_tokens=20,
+        )  # fmt: skip
+        result, _ = await grade(config, None, environ=KEYS)
+        bodies = sim.models
+    del bodies
+    records = {r["session_id"]: r for r in read_jsonl(tmp_path / "out" / "journal.jsonl")}
+    assert records["s0"]["error"].startswith("refused: I can't help")
+    # Cut at 20 tokens: asked once more with a larger budget, which the verdict fits.
+    assert records["s1"]["status"] == "ok" and records["s1"]["attempts"] == 1
+    assert result.retries == 0

@@ -44,9 +44,13 @@ from typing import Any
 import orjson
 
 MODES = ("openai", "azure", "gemini", "vllm-reasoning", "ollama-thinking", "anthropic")
+#: Local servers that take requests without a key unless started with one.
+KEYLESS = frozenset({"vllm-reasoning", "ollama-thinking"})
 #: Triggers a test puts in a session: the model refuses it; a content filter stops it.
 REFUSE = "REFUSE-ME"
 FILTER = "FILTER-ME"
+#: A verdict a thinking model drafts before its answer (never the answer).
+DRAFT = '{"success": 0, "confidence": "high", "reasoning": "a first guess"}'
 #: Below this output budget the verdict does not fit: it is cut.
 CUT_BELOW = 40
 
@@ -238,7 +242,9 @@ def shape_openai(
         message["reasoning_content"] = thinking
     elif mode == "ollama-thinking" and message.get("content"):
         message["content"] = (
-            f'<think>\n{thinking} {{"success": 0}} is not it.\n</think>\n\n' + (message["content"])
+            # A draft verdict inside the thinking: a reader that took it for the
+            # answer would find two verdicts and no certain one.
+            f"<think>\n{thinking} Draft: {DRAFT}\n</think>\n\n" + message["content"]
         )
     if is_reasoning(str(body.get("model", ""))):
         payload["usage"]["completion_tokens_details"] = {"reasoning_tokens": 64}
