@@ -287,8 +287,10 @@ def test_preview_renders_what_grade_sends_with_the_guard_and_a_cost_estimate(
     assert lines[("other", "gpt-4.1")]["judge_model"] == "gpt-4.1"
     printed = capsys.readouterr().out
     assert "estimate" in printed and "input tokens" in printed
+    assert "gpt-4.1: openai" in printed and "o3: openai" in printed  # who serves each
+    estimate = printed.split("estimate", 1)[1]
     for judge in ("gpt-4.1", "o3"):
-        line = next(x for x in printed.splitlines() if x.strip().startswith(judge))
+        line = next(x for x in estimate.splitlines() if x.strip().startswith(judge))
         assert "$" not in line and line.split()[-1].replace(".", "").isdigit(), line
     assert main([*argv, "--judge", "unpriced-model"]) == 0
     assert "no price known for unpriced-model" in capsys.readouterr().out

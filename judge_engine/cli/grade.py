@@ -9,7 +9,9 @@ from pathlib import Path
 import anyio
 
 from ..config import GROUPS, Config, ConfigError
+from ..endpoints import Keys, resolve_judges
 from ..engine import RunResult, grade, resume_command
+from ..gateway import safe_url
 from ..redact import Secrets
 from ._common import (
     RefuseKeyFlag,
@@ -75,11 +77,22 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     config = config_from(args)
     key = api_key(config)
     url = config.gateway.url
-    if key is None and "@" not in url.split("//", 1)[-1].split("/", 1)[0]:
-        raise UsageError(
-            f"no API key: set ${config.gateway.api_key_env} (for a local gateway without "
-            "keys, any value will do)"
-        )
+    judges = resolve_judges(config)
+    try:
+        keys = Keys.of(judges, key, config.gateway.api_key_env)
+    except ConfigError as exc:
+        gateway = config.gateway.api_key_env
+        local = f"${gateway}" in str(exc)
+        hint = " (for a local gateway without keys, any value will do)" if local else ""
+        raise UsageError(f"{exc}{hint}") from None
+    for name, judge in judges.items():
+        if "says its vendor" in judge.chosen:
+            print(
+                f"judge-engine: judge {name} goes to {judge.provider.name} "
+                f"({safe_url(judge.base_url)}, key ${judge.provider.api_key_env}): its name "
+                "says its vendor and no --base-url names a gateway",
+                file=sys.stderr,
+            )
     panel = config.panel
     if panel.repeats > 1 and panel.temperature == 0:
         print(
@@ -87,7 +100,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             "nondeterminism; set --temperature to sample",
             file=sys.stderr,
         )
-    resume = resume_command(argv, Secrets(key, url))
+    every_key = [k for k in (key, *keys.values()) if k]
+    resume = resume_command(argv, Secrets(every_key, [url, *(j.base_url for j in judges.values())]))
     result, summary = anyio.run(lambda: grade(config, key, resume_command=resume))
     if result.status == "error":
         print(f"judge-engine: error: {result.message}", file=sys.stderr)

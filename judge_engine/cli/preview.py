@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 from collections import Counter, defaultdict
 
+import orjson
+
 from ..asking import OUTPUT_ESTIMATE
+from ..endpoints import Keys, profiles, resolve_judges
+from ..gateway import safe_url
+from ..gateway.protocols import Profile, encode
+from ..gateway.providers import Judge
 from ..journal import SKIPPED, OutLock
 from ..plan import Planner
 from ..pricing import PriceTable
 from ..rubrics import RubricSet
 from ..sessions import Rejection, expand
 from ..sinks import JsonlWriter, RejectLog
-from ._common import add_options, build_config, read, warn_if_empty, writable_folder
+from ._common import add_options, api_key, build_config, read, warn_if_empty, writable_folder
 
 #: Sources may follow the options.
 TAKES_SOURCES = True
@@ -27,11 +33,12 @@ OUT/rejected.jsonl. Ends with the estimated input tokens and cost per judge: wha
 run would spend before any money is spent (output tokens are estimated at 200 a
 verdict, or --max-output-tokens); with --batch, at batch prices beside live ones."""
 
-_GROUPS = ["sources", "panel", "request", "run", "batch"]
+_GROUPS = ["sources", "panel", "request", "gateway", "run", "batch"]
 
 
 def add(parser: argparse.ArgumentParser) -> None:
     add_options(parser, ["sources", "panel", "request"])
+    add_options(parser, ["gateway"], only=("base_url", "api_key_env", "provider"))
     add_options(parser, ["run"], only=("out", "limit", "price"))
     add_options(parser, ["batch"], only=("batch", "batch_price"))
     parser.add_argument(
@@ -42,11 +49,16 @@ def add(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     config = build_config(args, _GROUPS, args.config, need_judge=True)
     out = writable_folder(config.run.out, "--out")
+    judges = resolve_judges(config)
+    keys = Keys.of(judges, api_key(config), config.gateway.api_key_env, require=False)
+    starting = profiles(config, judges, {})
+    _judges(judges, keys, starting)
     options = config.sources
     planner = Planner(config.panel, config.request, RubricSet.load(config.request.rubrics))
     prices = PriceTable(config.run.prices())
     batch_prices = config.price_table() if config.batch.batch else None
-    output_estimate = config.panel.max_output_tokens or OUTPUT_ESTIMATE
+    max_output = config.panel.max_output_tokens
+    output_estimate = max_output or OUTPUT_ESTIMATE
     sessions = 0
     prompt_tokens: defaultdict[str, int] = defaultdict(int)
     requests_by_judge: Counter[str] = Counter()
@@ -69,6 +81,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             for ask in rendered.asks:
                 request = ask.request
                 line = request.preview_line()
+                name = request.judge_model
+                line["body"] = orjson.loads(
+                    encode(
+                        request.body, judges[name], starting[name], config.panel.max_output_tokens
+                    )
+                )  # what grade sends: the judge's protocol and profile
                 line["slot"] = ask.planned.assignment.slot
                 line["sample"] = ask.planned.sample
                 requests.write(line)
@@ -95,6 +113,33 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if requests_by_judge:
         _estimate(requests_by_judge, prompt_tokens, output_estimate, prices, batch_prices)
     return 0
+
+
+def _judges(judges: dict[str, Judge], keys: Keys, starting: dict[str, Profile]) -> None:
+    """Who serves each judge: provider, URL, key variable (never the key), protocol, and
+    the request profile it starts with."""
+    print("judges:")
+    for name, judge in judges.items():
+        provider = judge.provider
+        variable = provider.api_key_env
+        key = (
+            "no key"
+            if variable is None or provider.auth == "none"
+            else f"${variable} ({'set' if keys.by_judge.get(name) else 'NOT SET'})"
+        )
+        profile = starting[name]
+        shape = [profile.family]
+        shape.append("temperature" if profile.temperature else "no temperature")
+        shape.append(profile.tokens_field)
+        if profile.reasoning_effort:
+            shape.append(f"reasoning_effort {profile.reasoning_effort}")
+        shape.append({"json_schema": "strict JSON Schema", "json_object": "JSON mode",
+                      "tool": "forced verdict tool"}[profile.structured])  # fmt: skip
+        print(
+            f"  {name}: {provider.name} at {safe_url(judge.base_url)}, key {key}, "
+            f"{provider.protocol}; {', '.join(shape)} ({judge.chosen})"
+        )
+    print()
 
 
 def _estimate(
