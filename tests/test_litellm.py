@@ -243,3 +243,58 @@ async def test_a_batch_run_through_litellm_gives_the_live_verdicts_and_resumes_a
         for name, folder in (("live", tmp_path / "live"), ("batch", out))
     }
     assert verdicts["live"] == verdicts["batch"] and len(verdicts["batch"]) == 8
+
+
+async def test_litellm_speaking_anthropics_api_to_the_simulators_anthropic_mode(
+    tmp_path: Path,
+) -> None:
+    """LiteLLM's proxy is an independent client of Anthropic's Messages API: in front of
+    the simulator's anthropic mode, it must find the API it knows (or the mode is
+    wrong), and the engine grades through it."""
+    import anyio
+
+    from judge_engine.testing import synth
+    from judge_engine.testing.sim import SimConfig, Simulator
+
+    from .conftest import write_jsonl
+
+    upstream_key = "sk-ant-upstream-" + "u" * 24
+    simulator = Simulator(SimConfig(provider="anthropic", api_key=upstream_key))
+    port = _free_port()
+    await simulator.start(port)
+    config = f"""
+model_list:
+  - model_name: claude-judge
+    litellm_params:
+      model: anthropic/claude-sonnet-4-5
+      api_base: http://127.0.0.1:{port}
+      api_key: {upstream_key}
+router_settings:
+  num_retries: 0
+general_settings:
+  master_key: {MASTER_KEY}
+"""
+    folder = tmp_path / "litellm"
+    folder.mkdir()
+    try:
+        process, url = await anyio.to_thread.run_sync(_start, folder, config)
+        try:
+            rows = [synth.otel_row(f"s{i}", "swebench", seed=i) for i in range(4)]
+            source = str(write_jsonl(tmp_path / "s.jsonl", rows))
+            run = Config.of(
+                sources=(source,), judge=("claude-judge",), base_url=f"{url}/v1",
+                out=tmp_path / "out", quiet=True, allow_model_mismatch=True, backoff_base=0.01,
+            )  # fmt: skip
+            result, _ = await grade(run, MASTER_KEY)
+        finally:
+            await anyio.to_thread.run_sync(_stop, process)
+        stats = simulator.stats()
+    finally:
+        await simulator.stop()
+    assert result.status == "done", (result.message, (folder / "proxy.log").read_text()[-2000:])
+    assert result.verdicts == 4
+    # Every request reached the Messages API and none was refused by it.
+    assert stats["models"] == {"claude-sonnet-4-5": 4}
+    assert not any(code >= "400" for code in stats["status"]), stats["status"]
+    records = read_jsonl(tmp_path / "out" / "journal.jsonl")
+    assert {r["served_model"] for r in records} <= {"claude-sonnet-4-5", "claude-judge"}

@@ -242,10 +242,20 @@ async def test_the_anthropic_mode_is_the_messages_api() -> None:
             ({k: v for k, v in body.items() if k != "max_tokens"}, "max_tokens"),
             ({**body, "temperature": 1.5}, "temperature"),
             ({**body, "messages": [{"role": "assistant", "content": "x"}]}, "alternate"),
+            ({**body, "output_format": {"type": "json_schema", "schema": {}}}, "Extra inputs"),
         ):
             status, reply = await _post(url, broken, headers)
             assert status == 400 and reply["type"] == "error", broken.keys()
             assert words in reply["error"]["message"]
+        # Structured outputs under their beta header: the verdict as the reply's text.
+        beta = {**headers, "anthropic-beta": "structured-outputs-2025-11-13"}
+        shaped = {k: v for k, v in body.items() if k not in ("tools", "tool_choice")}
+        shaped["output_format"] = {
+            "type": "json_schema",
+            "schema": body["tools"][0]["input_schema"],
+        }
+        status, reply = await _post(url, shaped, beta)
+        assert status == 200 and Message.model_validate(reply).content[0].type == "text"
         status, reply = await _post(url, body, {"anthropic-version": "2023-06-01"})
         assert status == 401 and reply["error"]["type"] == "authentication_error"
         status, reply = await _post(url, body, {"x-api-key": "k"})

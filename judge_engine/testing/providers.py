@@ -71,9 +71,12 @@ ANTHROPIC_FIELDS = frozenset(
     {
         "model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k",
         "stop_sequences", "stream", "metadata", "tools", "tool_choice", "thinking",
-        "service_tier", "container", "mcp_servers",
+        "service_tier", "container", "mcp_servers", "output_config",
     }
 )  # fmt: skip
+#: Structured outputs (a JSON Schema the reply's text follows): `output_format` under
+#: the beta header `anthropic-beta: structured-outputs-2025-11-13`, `output_config`'s
+#: `format` in the API as released.
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
@@ -264,7 +267,9 @@ def check_anthropic(headers: Mapping[str, str], body: Any, api_key: str | None) 
         raise anthropic_error(400, "invalid_request_error", "anthropic-version: header is required")
     if not isinstance(body, Mapping):
         raise anthropic_error(400, "invalid_request_error", "the body must be a JSON object")
-    for name in sorted(set(body) - ANTHROPIC_FIELDS):
+    beta = headers.get("anthropic-beta", "")
+    allowed = ANTHROPIC_FIELDS | ({"output_format"} if "structured-outputs" in beta else set())
+    for name in sorted(set(body) - allowed):
         raise anthropic_error(
             400, "invalid_request_error", f"{name}: Extra inputs are not permitted"
         )
@@ -307,6 +312,9 @@ def check_anthropic(headers: Mapping[str, str], body: Any, api_key: str | None) 
             raise anthropic_error(
                 400, "invalid_request_error", "tools.0.input_schema: Field required"
             )
+    spec = _output_schema(body)
+    if spec is not None and not isinstance(spec.get("schema"), Mapping):
+        raise anthropic_error(400, "invalid_request_error", "output_format.schema: Field required")
     choice = body.get("tool_choice")
     if (
         isinstance(choice, Mapping)
@@ -317,6 +325,14 @@ def check_anthropic(headers: Mapping[str, str], body: Any, api_key: str | None) 
             400, "invalid_request_error",
             f"tool_choice: Tool '{choice.get('name')}' not found in provided tools",
         )  # fmt: skip
+
+
+def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The structured-output format a Messages request asks for, if any."""
+    spec = body.get("output_format")
+    if spec is None and isinstance(body.get("output_config"), Mapping):
+        spec = body["output_config"].get("format")
+    return spec if isinstance(spec, Mapping) else None
 
 
 def anthropic_reply(
@@ -332,6 +348,8 @@ def anthropic_reply(
     elif body["max_tokens"] < CUT_BELOW:
         text = orjson.dumps(verdict).decode()
         content, stop = [{"type": "text", "text": text[: len(text) // 2]}], "max_tokens"
+    elif _output_schema(body) is not None and not tool_forced:
+        content, stop = [{"type": "text", "text": orjson.dumps(verdict).decode()}], "end_turn"
     elif tool_forced:
         content = [
             {
