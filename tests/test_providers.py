@@ -271,6 +271,10 @@ def test_the_sim_command_offers_every_mode() -> None:
 # --- grading through each provider ------------------------------------------------------
 
 
+def _lines(path: Path) -> int:
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
 async def test_a_reasoning_judge_of_the_readme_grades_against_openais_rules(tmp_path: Path) -> None:
     """`--judge o3` with `--max-output-tokens`: the old request (temperature 0,
     max_tokens) is refused by every reasoning model; the profile sends neither."""
@@ -439,3 +443,71 @@ async def test_refusals_and_cut_replies(tmp_path: Path) -> None:
     # Cut at 20 tokens: asked once more with a larger budget, which the verdict fits.
     assert records["s1"]["status"] == "ok" and records["s1"]["attempts"] == 1
     assert result.retries == 0
+
+
+async def test_a_three_vendor_panel_with_the_guard_a_throttled_vendor_and_a_kill(
+    tmp_path: Path,
+) -> None:
+    """openai/gpt-4.1, anthropic/claude-sonnet-4-5 and google/gemini-2.5-pro, each on its
+    own endpoint and key, Anthropic's throttled; sessions Claude made go to the fallback;
+    killed with SIGKILL mid-run and resumed by the same command."""
+    import os
+    import sys
+
+    import anyio
+
+    rows = [
+        synth.otel_row(f"s{i:02d}", "swebench", seed=i,
+                       models=("claude-sonnet-4-5",) if i % 4 == 0 else ("qwen3-32b",))
+        for i in range(12)
+    ]  # fmt: skip
+    source = str(write_jsonl(tmp_path / "s.jsonl", rows))
+    out = tmp_path / "out"
+    throttled = SimConfig(provider="anthropic", api_key=KEYS["ANTHROPIC_API_KEY"],
+                          throttle_rate=0.3, latency_ms=150, seed=3)  # fmt: skip
+    async with (
+        Simulator(
+            SimConfig(provider="openai", api_key=KEYS["OPENAI_API_KEY"], latency_ms=150)
+        ) as openai,
+        Simulator(throttled) as anthropic,
+        Simulator(
+            SimConfig(provider="gemini", api_key=KEYS["GEMINI_API_KEY"], latency_ms=150)
+        ) as gemini,
+    ):
+        command = [
+            sys.executable, "-m", "judge_engine", "grade", source,
+            "--judge", "openai/gpt-4.1", "--judge", "anthropic/claude-sonnet-4-5",
+            "--judge", "google/gemini-2.5-pro", "--fallback-judge", "openai/gpt-4.1-mini",
+            "--provider", f"openai.base_url={openai.url}",
+            "--provider", f"anthropic.base_url={anthropic.url}",
+            "--provider", f"google.base_url={gemini.url.rsplit('/v1', 1)[0]}/v1beta/openai",
+            "--out", str(out), "--quiet", "--concurrency", "2", "--backoff-base", "0.05",
+        ]  # fmt: skip
+        env = {**os.environ, **KEYS}
+        process = await anyio.open_process(command, env=env)
+        with anyio.fail_after(60):
+            while _lines(out / "journal.jsonl") < 8:  # noqa: ASYNC110 - another process's file
+                await anyio.sleep(0.05)
+        process.kill()
+        await process.wait()
+        resumed = await anyio.run_process(command, env=env, check=False)
+        verified = await anyio.run_process(
+            [sys.executable, "-m", "judge_engine", "journal", "verify", str(out)], check=False
+        )
+        served = {name: sim.stats() for name, sim in
+                  (("openai", openai), ("anthropic", anthropic), ("gemini", gemini))}  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout.decode() + resumed.stderr.decode()
+    assert verified.returncode == 0, verified.stdout.decode()
+    scores = read_jsonl(out / "scores.jsonl")
+    assert len(scores) == 36 and all(r["scores"]["task_success"] in (0, 1) for r in scores)
+    by_slot = {(r["session_id"], r["judge_slot"]): r["judge_model"] for r in scores}
+    for i in range(12):
+        expected = "openai/gpt-4.1-mini" if i % 4 == 0 else "anthropic/claude-sonnet-4-5"
+        assert by_slot[(f"s{i:02d}", "anthropic/claude-sonnet-4-5")] == expected
+    # Only Anthropic throttled; the other vendors' requests never waited for it.
+    assert served["anthropic"]["status"].get("429", 0) > 0
+    records = read_jsonl(out / "journal.jsonl")
+    assert all(r["attempts"] == 1 for r in records if not r["judge"].startswith("anthropic/"))
+    # At most the requests in flight at the kill were asked twice, per vendor.
+    for stats in served.values():
+        assert stats["verdicts_served"] - stats["verdicts_distinct"] <= 2 * 4
