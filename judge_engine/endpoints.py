@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .config import DEFAULT_CONCURRENCY, Config, ConfigError
 from .gateway import Gateway, Transport
+from .gateway.anthropic_batch import AnthropicBatchTransport
 from .gateway.batch import BatchOptions as BatchSettings
 from .gateway.batch import BatchTransport
 from .gateway.profiles import profile_for
@@ -148,7 +149,7 @@ async def open_transport(
         by_endpoint: dict[tuple[str, str, str], Transport] = {}
         routes: dict[str, Transport] = {}
         names: dict[int, str] = {}
-        batch_endpoint: tuple[str, str | None] | None = None
+        batch_endpoints: set[tuple[str, str, str | None]] = set()
         for name, judge in judges.items():
             key = keys.by_judge.get(name)
             endpoint = judge.endpoint
@@ -158,20 +159,17 @@ async def open_transport(
                 live = _gateway(config, judge, key, pace)
                 transport = live
                 if config.batch.batch:
-                    if judge.provider.protocol != "openai_chat":
+                    anthropic = judge.provider.protocol == "anthropic_messages"
+                    where = (judge.provider.protocol, judge.base_url, key)
+                    if any(w != where and w[0] == where[0] for w in batch_endpoints):
                         raise ConfigError(
-                            f"--batch: judge {name} speaks {judge.provider.protocol}; batch "
-                            "mode takes judges of OpenAI's protocol (grade the others live, "
-                            "in another OUT)"
+                            "--batch takes judges of one endpoint per protocol (one base URL "
+                            "and key for OpenAI's, one for Anthropic's): grade the others in "
+                            "another OUT"
                         )
-                    where = (judge.base_url, key)
-                    if batch_endpoint is not None and batch_endpoint != where:
-                        raise ConfigError(
-                            "--batch takes judges of one endpoint (one base URL and key): "
-                            "grade the others in another OUT"
-                        )
-                    batch_endpoint = where
-                    transport = BatchTransport(
+                    batch_endpoints.add(where)
+                    kind = AnthropicBatchTransport if anthropic else BatchTransport
+                    transport = kind(
                         judge.base_url,
                         key,
                         out,
@@ -180,6 +178,7 @@ async def open_transport(
                         ),
                         fallback=live if config.batch.batch_fallback == "live" else None,
                         timeout_s=config.gateway.timeout,
+                        auth=auth_headers(judge, key) if anthropic else None,
                     )
                 await stack.enter_async_context(transport)  # type: ignore[arg-type,unused-ignore]
                 by_endpoint[endpoint] = transport

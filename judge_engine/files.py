@@ -33,6 +33,7 @@ STATE_FILES = frozenset(
         "journal.jsonl",
         "transcripts.jsonl",
         "batches.jsonl",
+        "anthropic-batches.jsonl",
         "scores.jsonl",
         "rejected.jsonl",
         "run.json",
@@ -45,7 +46,8 @@ STATE_FILES = frozenset(
 )
 #: Journals and logs a --fresh set aside: state too (paid verdicts).
 _SET_ASIDE = re.compile(
-    r"^(?:(journal|transcripts|batches)-\d{8}-\d{6}.*\.jsonl|last-request-[0-9a-f]{8})$"
+    r"^(?:(journal|transcripts|batches|anthropic-batches)-\d{8}-\d{6}.*\.jsonl"
+    r"|last-request-[0-9a-f]{8})$"
 )
 
 

@@ -508,6 +508,7 @@ class ReadLock:
 #: The Batch API transport's log of submissions (`gateway.batch.LOG`): it goes aside
 #: with the journal whose requests it carried.
 SUBMISSIONS = "batches.jsonl"
+ANTHROPIC_SUBMISSIONS = "anthropic-batches.jsonl"
 #: What the judges read (`transcripts.FILE`), kept beside the journal.
 TRANSCRIPTS = "transcripts.jsonl"
 #: Exports and reports `export` and `demo` write into OUT by default: made from the
@@ -559,7 +560,7 @@ class Journal:
             if fresh and self.path.exists() and self.path.stat().st_size:
                 self.moved_aside = _aside(self.path)
                 os.replace(self.path, self.moved_aside)
-            for companion in (SUBMISSIONS, TRANSCRIPTS, *EXPORTS):  # that journal's own
+            for companion in (SUBMISSIONS, ANTHROPIC_SUBMISSIONS, TRANSCRIPTS, *EXPORTS):
                 path = out_dir / companion
                 if fresh and path.exists():
                     os.replace(path, _aside(path))

@@ -33,6 +33,7 @@ import orjson
 from . import transcripts
 from .files import UnsafePath, open_state, write_atomic
 from .journal import (
+    ANTHROPIC_SUBMISSIONS,
     FAILED,
     JOURNAL,
     OK,
@@ -440,16 +441,17 @@ class Verification:
 def _conflicts(out_dir: Path) -> int:
     """Requests a batch's files answered twice, differently, as the log of submissions
     records them."""
-    path = out_dir / SUBMISSIONS
-    if not path.exists():
-        return 0
     keys: set[str] = set()
-    with open(path, "rb") as handle:
-        for line in handle:
-            with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
-                event = orjson.loads(line)
-                if event.get("event") == "conflict":
-                    keys.update(k for k in event.get("keys", ()) if isinstance(k, str))
+    for name in (SUBMISSIONS, ANTHROPIC_SUBMISSIONS):
+        path = out_dir / name
+        if not path.exists():
+            continue
+        with open(path, "rb") as handle:
+            for line in handle:
+                with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
+                    event = orjson.loads(line)
+                    if event.get("event") == "conflict":
+                        keys.update(k for k in event.get("keys", ()) if isinstance(k, str))
     return len(keys)
 
 

@@ -311,7 +311,8 @@ async def test_preview_shows_batch_prices_beside_live_ones(tmp_path: Path) -> No
     text = shown.stdout.decode()
     assert shown.returncode == 0, text + shown.stderr.decode()
     assert "live (USD)" in text and "batch (USD)" in text
-    row = next(line for line in text.splitlines() if line.strip().startswith("gpt-4.1"))
+    estimate = text.split("estimate", 1)[1]
+    row = next(line for line in estimate.splitlines() if line.strip().startswith("gpt-4.1"))
     live, batch = (float(x) for x in row.split()[-2:])
     assert batch == pytest.approx(live / 2, abs=0.011)
 

@@ -511,3 +511,47 @@ async def test_a_three_vendor_panel_with_the_guard_a_throttled_vendor_and_a_kill
     # At most the requests in flight at the kill were asked twice, per vendor.
     for stats in served.values():
         assert stats["verdicts_served"] - stats["verdicts_distinct"] <= 2 * 4
+
+
+async def test_batch_mode_for_an_openai_and_an_anthropic_judge(tmp_path: Path) -> None:
+    """OpenAI's Batch API and Anthropic's Message Batches in one run, each with its own
+    log; then a kill -9 while Anthropic's batch runs, and the same command collects
+    it without submitting anything twice."""
+    import os
+    import sys
+
+    import anyio
+    from anthropic.types.messages import MessageBatch
+
+    source = _source(tmp_path, 6)
+    out = tmp_path / "out"
+    async with (
+        Simulator(SimConfig(provider="openai", batch_delay_s=0.3)) as openai,
+        Simulator(
+            SimConfig(provider="anthropic", batch_delay_s=3.0, api_key=KEYS["ANTHROPIC_API_KEY"])
+        ) as anthropic,  # fmt: skip
+    ):
+        command = [
+            sys.executable, "-m", "judge_engine", "grade", source,
+            "--judge", "openai/gpt-4.1", "--judge", "anthropic/claude-sonnet-4-5",
+            "--provider", f"openai.base_url={openai.url}",
+            "--provider", f"anthropic.base_url={anthropic.url}",
+            "--out", str(out), "--quiet", "--batch",
+        ]  # fmt: skip
+        env = {**os.environ, **KEYS}
+        process = await anyio.open_process(command, env=env)
+        with anyio.fail_after(60):
+            while not anthropic.message_batches.batches:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        process.kill()  # SIGKILL while the message batch runs
+        await process.wait()
+        resumed = await anyio.run_process(command, env=env, check=False)
+        stats = anthropic.stats()
+        batch = next(iter(anthropic.message_batches.batches.values()))
+        shown = batch.to_dict("http://127.0.0.1")
+    assert resumed.returncode == 0, resumed.stdout.decode() + resumed.stderr.decode()
+    MessageBatch.model_validate(shown)
+    assert stats["message_batch_requests"] == 6 and stats["message_batch_requests_twice"] == 0
+    records = read_jsonl(out / "journal.jsonl")
+    assert len(records) == 12 and all(r["status"] == "ok" for r in records)
+    assert (out / "anthropic-batches.jsonl").exists() and (out / "batches.jsonl").exists()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from pathlib import Path
 
 import anyio
+import orjson
 
-from ..gateway.batch import LOG, batch_states, forget
+from ..gateway.anthropic_batch import LOG as ANTHROPIC_LOG
+from ..gateway.batch import LOG, BatchState, batch_states, forget
 from ..gateway.client import GatewayError
 from ..journal import OutLock
 from ..redact import Secrets
@@ -45,29 +49,42 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     out = Path(args.out)
-    if not (out / LOG).is_file():
+    logs = [name for name in (LOG, ANTHROPIC_LOG) if (out / name).is_file()]
+    if not logs:
         raise UsageError(f"{out} holds no {LOG}: no --batch run wrote there")
     if args.forget:
         with OutLock(out):
-            try:
-                held = forget(out, args.forget)
-            except KeyError:
-                raise UsageError(f"{out / LOG} names no batch {args.forget}") from None
+            for name in logs:
+                with contextlib.suppress(KeyError):
+                    held = forget(out, args.forget, name)
+                    break
+            else:
+                raise UsageError(f"{out} names no batch {args.forget}") from None
         print(f"batch {args.forget} given up: the next grade submits its {held:,} requests anew")
         return 0
-    values = read_config_file(str(out / "run.json")) if (out / "run.json").is_file() else {}
+    run_file = out / "run.json"
+    values = read_config_file(str(run_file)) if run_file.is_file() else {}
     if args.base_url:
         values["base_url"] = args.base_url
-    namespace = argparse.Namespace(**values)
-    config = build_config(namespace, ["gateway"], need_sources=False)
+    config = build_config(argparse.Namespace(**values), ["gateway"], need_sources=False)
     key = api_key(config)
     url = config.gateway.url
+    states: list[BatchState] = []
     try:
-        states = anyio.run(lambda: batch_states(out, url, key, cancel=args.cancel))
+        if LOG in logs:
+            states += anyio.run(lambda: batch_states(out, url, key, cancel=args.cancel))
+        if ANTHROPIC_LOG in logs:
+            base, anthropic_key, auth = _anthropic(run_file)
+            states += anyio.run(
+                lambda: batch_states(
+                    out, base, anthropic_key, cancel=args.cancel, log_name=ANTHROPIC_LOG,
+                    batches_path="/messages/batches", auth=auth,
+                )
+            )  # fmt: skip
     except GatewayError as error:
         raise UsageError(Secrets(key, url).scrub(str(error))) from None
     if not states:
-        print(f"no batch in {out / LOG}")
+        print(f"no batch in {', '.join(str(out / name) for name in logs)}")
         return 0
     print(f"{'batch':<34} {'status':<14} {'requests':>9} {'done':>9} {'failed':>8}")
     for state in states:
@@ -84,3 +101,22 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if running and not args.cancel:
         print(f"\n{running} still running; collect with the run's grade command")
     return 0
+
+
+def _anthropic(run_file: Path) -> tuple[str, str | None, dict[str, str]]:
+    """Anthropic's base URL, key and headers, as the run's judges name them (run.json)."""
+    judges: dict[str, object] = {}
+    with contextlib.suppress(OSError, orjson.JSONDecodeError, AttributeError):
+        judges = orjson.loads(run_file.read_bytes()).get("judges") or {}
+    for entry in judges.values():
+        if isinstance(entry, dict) and entry.get("protocol") == "anthropic_messages":
+            variable = str(entry.get("key") or "ANTHROPIC_API_KEY")
+            key = os.environ.get(variable)
+            base = str(entry.get("url") or "https://api.anthropic.com/v1")
+            return base, key, {"x-api-key": key or "", "anthropic-version": "2023-06-01"}
+    key = os.environ.get("ANTHROPIC_API_KEY")
+    return (
+        "https://api.anthropic.com/v1",
+        key,
+        {"x-api-key": key or "", "anthropic-version": "2023-06-01"},
+    )

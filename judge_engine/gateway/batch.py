@@ -208,8 +208,8 @@ class SubmissionLog:
     they are acted on. The first line names the run (the identity the server's file
     names and batch metadata carry)."""
 
-    def __init__(self, out_dir: Path, *, read_only: bool = False) -> None:
-        self.path = out_dir / LOG
+    def __init__(self, out_dir: Path, *, read_only: bool = False, name: str = LOG) -> None:
+        self.path = out_dir / name
         self.run_id = ""
         self.submissions: dict[str, Submission] = {}
         self._load()
@@ -314,12 +314,12 @@ class BatchState:
     cancelled: bool = False
 
 
-def forget(out_dir: Path, batch_id: str) -> int:
+def forget(out_dir: Path, batch_id: str, name: str = LOG) -> int:
     """Give up a batch whose answers cannot be collected (its output file cannot be
     read): the log records it lost, so the next run submits its requests anew (and pays
     for them again). Returns how many requests it held; `KeyError` if the log names no
     such batch."""
-    log = SubmissionLog(out_dir)
+    log = SubmissionLog(out_dir, name=name)
     try:
         for submission in log.submissions.values():
             if submission.batch_id == batch_id and not submission.void:
@@ -337,13 +337,17 @@ async def batch_states(
     *,
     cancel: bool = False,
     timeout_s: float = 60.0,
+    log_name: str = LOG,
+    batches_path: str = "/batches",
+    auth: Mapping[str, str] | None = None,
 ) -> list[BatchState]:
-    """The submissions `OUT/batches.jsonl` records, each with the server's state of
-    its batch (latest first); with `cancel`, the batches still running are cancelled.
-    Raises `GatewayError` for a key the server refuses or a server that redirects."""
-    log = SubmissionLog(out_dir, read_only=True)
+    """The submissions a log records (`OUT/batches.jsonl`; Anthropic's with its
+    `log_name`, `batches_path` and `auth`), each with the server's state of its batch
+    (latest first); with `cancel`, the batches still running are cancelled. Raises
+    `GatewayError` for a key the server refuses or a server that redirects."""
+    log = SubmissionLog(out_dir, read_only=True, name=log_name)
     states: list[BatchState] = []
-    async with BatchClient(base_url, api_key, timeout_s=timeout_s) as client:
+    async with BatchClient(base_url, api_key, timeout_s=timeout_s, auth=auth) as client:
         for submission in reversed(list(log.submissions.values())):
             if submission.batch_id is None:
                 status = (
@@ -353,9 +357,12 @@ async def batch_states(
                 )
                 states.append(BatchState(submission.tag, len(submission.keys), None, status, {}))
                 continue
-            path = f"/batches/{submission.batch_id}"
+            path = f"{batches_path}/{submission.batch_id}"
             try:
                 batch = _object((await client.call("GET", path))[0], "batch")
+                if "processing_status" in batch:  # Anthropic's: its state as OpenAI's words
+                    _anthropic_state(submission, batch)
+                    batch = {"status": submission.status, "request_counts": submission.counts}
                 cancelled = False
                 if cancel and batch.get("status") not in TERMINAL | {"cancelling"}:
                     batch = _object((await client.call("POST", f"{path}/cancel"))[0], "batch")
@@ -390,12 +397,28 @@ async def batch_states(
     return states
 
 
+def _anthropic_state(submission: Submission, batch: Mapping[str, Any]) -> None:
+    from .anthropic_batch import note  # a protocol of its own, beside this one
+
+    note(submission, batch)
+
+
 class BatchClient:
     """The Batch API's calls over one aiohttp session, classified as the gateway does:
     401 (auth) and redirects stop the run; 429 and 5xx are retried here, with the
     server's hint; other 4xx are the caller's error."""
 
-    def __init__(self, base_url: str, api_key: str | None, *, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout_s: float = 120.0,
+        auth: Mapping[str, str] | None = None,
+    ) -> None:
+        """`auth`: the headers that carry the key, where the provider does not take a
+        bearer token (Anthropic's `x-api-key` and `anthropic-version`)."""
+        self._auth = dict(auth) if auth is not None else None
         chat, self._basic_auth = endpoint_url(base_url)
         self.base = chat.with_path(chat.path[: -len("/chat/completions")])
         self.printable_url = safe_url(base_url)
@@ -407,7 +430,9 @@ class BatchClient:
 
     async def __aenter__(self) -> BatchClient:
         headers = {"User-Agent": "judge-engine", "Accept-Encoding": "gzip, deflate"}
-        if self._api_key:
+        if self._auth is not None:
+            headers.update(self._auth)
+        elif self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         elif self._basic_auth is not None:
             headers["Authorization"] = self._basic_auth
@@ -441,8 +466,10 @@ class BatchClient:
         data: Any = None,
         query: Mapping[str, str] | None = None,
         tries: int = 6,
+        content_type: str | None = None,
     ) -> tuple[Any, float | None]:
         """One API call: its JSON answer and the server's retry hint (for polls)."""
+        headers = {"Content-Type": content_type} if content_type else None
         assert self._session is not None, "use the client inside 'async with'"
         name = path.split("/")[1] if "/" in path else path
         for attempt in range(1, tries + 1):
@@ -455,6 +482,7 @@ class BatchClient:
                     json=json,
                     data=data() if callable(data) else data,
                     params=query,
+                    headers=headers,
                     allow_redirects=False,
                 ) as response:
                     status = response.status
@@ -515,11 +543,14 @@ class BatchClient:
         answer, _ = await self.call("POST", "/files", data=form)
         return _object(answer, "file")
 
-    async def listing(self, path: str, query: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
-        """The items of a list endpoint, newest first, page after page."""
-        after: str | None = None
+    async def listing(
+        self, path: str, query: Mapping[str, str], *, after: str = "after"
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The items of a list endpoint, newest first, page after page (`after`: the
+        name of the cursor parameter)."""
+        cursor: str | None = None
         for _ in range(_LIST_PAGES):
-            params = dict(query) | ({"after": after} if after else {})
+            params = dict(query) | ({after: cursor} if cursor else {})
             answer, _ = await self.call("GET", path, query=params)
             items = answer.get("data") if isinstance(answer, dict) else None
             if not isinstance(items, list):
@@ -530,10 +561,10 @@ class BatchClient:
             last = items[-1].get("id") if items and isinstance(items[-1], dict) else None
             if not answer.get("has_more") or not isinstance(last, str):
                 return
-            after = last
+            cursor = last
 
     async def lines(
-        self, file_id: str, *, idle_s: float = 60.0
+        self, file_id: str, *, idle_s: float = 60.0, path: str | None = None
     ) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
         """The JSON lines of a file's content, each with its bytes, a line at a time
         (bounded by `_MAX_LINE` and `_MAX_FILE`). The download may take as long as it
@@ -541,7 +572,7 @@ class BatchClient:
         `idle_s`, or the connection drops, or the body ends short of its length."""
         assert self._session is not None
         self.calls["GET content"] += 1
-        path = f"/files/{file_id}/content"
+        path = path or f"/files/{file_id}/content"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=idle_s)
         try:
             async with self._session.get(
@@ -609,6 +640,10 @@ def _object(answer: Any, kind: str) -> dict[str, Any]:
 class BatchTransport:
     """Requests through the Batch API (see the module docstring); a `Transport`."""
 
+    #: The log of this transport's submissions in OUT, and where batches live.
+    LOG_NAME = LOG
+    BATCHES = "/batches"
+
     def __init__(
         self,
         base_url: str,
@@ -618,9 +653,10 @@ class BatchTransport:
         *,
         fallback: Transport | None = None,
         timeout_s: float = 120.0,
+        auth: Mapping[str, str] | None = None,
     ) -> None:
         self.options = options or BatchOptions()
-        self.client = BatchClient(base_url, api_key, timeout_s=timeout_s)
+        self.client = BatchClient(base_url, api_key, timeout_s=timeout_s, auth=auth)
         self.printable_url = self.client.printable_url
         self.stats = GatewayStats()
         self._out = out_dir
@@ -713,7 +749,7 @@ class BatchTransport:
         if self._fallback is not None:
             await self._fallback.__aenter__()  # type: ignore[attr-defined]
         await self.client.__aenter__()
-        self._log = SubmissionLog(self._out)
+        self._log = SubmissionLog(self._out, name=self.LOG_NAME)
         self._owner = self._log.latest()
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
@@ -1003,7 +1039,7 @@ class BatchTransport:
         """`GET /batches/{id}`. A 404 is not proof that the batch is gone (a new batch
         may not be visible yet): it is asked again for `not_found_s`, then the listing
         is consulted; only a batch found in neither is unknown (`batch_unknown`)."""
-        path = f"/batches/{submission.batch_id}"
+        path = f"{self.BATCHES}/{submission.batch_id}"
         started = time.monotonic()
         delay = self.options.retry_base_s
         while True:
@@ -1097,7 +1133,7 @@ class BatchTransport:
         while True:
             tries += 1
             try:
-                async for raw, line in self.client.lines(file_id, idle_s=options.download_idle_s):
+                async for raw, line in self._lines_of(file_id):
                     found.add(raw, line)
                 return
             except GatewayError as error:
@@ -1121,6 +1157,10 @@ class BatchTransport:
                     ) from None
             await anyio.sleep(delay * (0.5 + 0.5 * self._rng.random()))
             delay = min(30.0, delay * 2)
+
+    def _lines_of(self, where: str) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
+        """The lines of an output or error file, by its id."""
+        return self.client.lines(where, idle_s=self.options.download_idle_s)
 
     def _answer(self, line: Mapping[str, Any], latency_ms: float) -> Reply | GatewayError:
         """One output or error line as the live gateway would have answered it."""

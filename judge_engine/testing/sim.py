@@ -33,6 +33,7 @@ import orjson
 from aiohttp import web
 
 from . import providers as modes
+from .anthropic_batches import MessageBatches
 from .batches import BatchService
 
 NAME = "judge-engine simulator"
@@ -183,6 +184,9 @@ class Simulator:
         app.router.add_get("/sim/stats", self._stats)
         app.router.add_get("/health", self._health)
         self.batches = BatchService(self)
+        self.message_batches = MessageBatches(self)
+        # Anthropic's batches first: their paths are more precise than /v1/messages.
+        self.message_batches.add_routes(app)
         self.batches.add_routes(app)
         self.app = app
 
@@ -200,6 +204,7 @@ class Simulator:
 
     async def stop(self) -> None:
         await self.batches.stop()
+        await self.message_batches.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -226,6 +231,7 @@ class Simulator:
             "verdicts_distinct": len(self.served),
             "verdicts_late": self.served_late,
             **self.batches.stats(),
+            **self.message_batches.stats(),
             "config": asdict(self.config) | {"api_key": bool(self.config.api_key)},
         }
 
