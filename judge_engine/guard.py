@@ -54,6 +54,18 @@ class Assignment:
         return {"slot": self.slot, "judge": self.judge, "reason": self.reason}
 
 
+def _rule(judge: str, culprit: str, mode: str) -> str:
+    """Which rule of the guard matched, in words (the names compared after
+    normalization, provider and deployment prefixes aside: `vllm/...` and
+    `openrouter/...` models have a vendor by their names)."""
+    if mode == "vendor" and not same_model(judge, culprit):
+        return (
+            f"its vendor produced this session ({culprit}; both {vendor_of(judge)} by the "
+            "models' names)"
+        )
+    return f"it produced this session ({culprit}; the same model by name)"
+
+
 def assign(
     slots: Sequence[str],
     fallbacks: Sequence[str],
@@ -74,7 +86,7 @@ def assign(
         if culprit is None:
             chosen.append(Assignment(slot, slot, "ok"))
             continue
-        rule = "its vendor" if mode == "vendor" and not same_model(slot, culprit) else "it"
+        rule = _rule(slot, culprit, mode)
         excluded: list[str] = []
         for fallback in fallbacks:
             key = normalize_model(fallback)
@@ -86,9 +98,7 @@ def assign(
                 excluded.append(f"the fallback {fallback} produced it too ({made})")
                 continue
             panel.add(key)
-            chosen.append(
-                Assignment(slot, fallback, f"fallback: {rule} produced this session ({culprit})")
-            )
+            chosen.append(Assignment(slot, fallback, f"fallback: {rule}"))
             break
         else:
             why = "; ".join(excluded) if excluded else "no --fallback-judge given"
@@ -96,8 +106,7 @@ def assign(
                 Assignment(
                     slot,
                     None,
-                    f"self-grading: {rule} produced this session ({culprit}) "
-                    f"and no fallback judge is left ({why})",
+                    f"self-grading: {rule} and no fallback judge is left ({why})",
                 )
             )
     return chosen

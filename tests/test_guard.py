@@ -45,7 +45,9 @@ def test_same_model_and_vendor() -> None:
 def test_deployment_of_a_judge_is_not_graded_by_it() -> None:
     slots = assign(["gpt-4.1"], ["claude-sonnet-4-5"], ["Az/gpt-4.1"])
     assert [(a.slot, a.judge) for a in slots] == [("gpt-4.1", "claude-sonnet-4-5")]
-    assert slots[0].reason == "fallback: it produced this session (Az/gpt-4.1)"
+    assert (
+        slots[0].reason == "fallback: it produced this session (Az/gpt-4.1; the same model by name)"
+    )
 
 
 def test_multi_model_sessions_check_every_agent_model() -> None:
@@ -80,3 +82,12 @@ def test_vendor_mode_and_off() -> None:
 
 def test_unknown_agent_model_blocks_nothing() -> None:
     assert assign(["gpt-4.1"], [], [])[0].judge == "gpt-4.1"
+
+
+def test_the_guard_knows_a_vendor_behind_any_provider_and_says_which_rule_matched() -> None:
+    chosen = assign(["vllm/Qwen/Qwen3-32B"], ["openrouter/anthropic/claude-sonnet-4.5"],
+                    ["qwen3-coder-480b"], mode="vendor")  # fmt: skip
+    assert chosen[0].judge == "openrouter/anthropic/claude-sonnet-4.5"
+    assert "both alibaba by the models' names" in chosen[0].reason
+    same = assign(["openrouter/openai/gpt-4.1"], [], ["azure/gpt-4.1-2025-04-14"])
+    assert same[0].judge is None and "the same model by name" in same[0].reason
