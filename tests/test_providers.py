@@ -24,6 +24,9 @@ from judge_engine.testing.sim import SimConfig, Simulator
 
 from .conftest import read_jsonl, write_jsonl
 
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+SAMPLES = ROOT / "judge_engine" / "samples"
 KEYS = {
     "OPENAI_API_KEY": "sk-openai-" + "o" * 24,
     "ANTHROPIC_API_KEY": "sk-ant-" + "a" * 24,
@@ -555,3 +558,42 @@ async def test_batch_mode_for_an_openai_and_an_anthropic_judge(tmp_path: Path) -
     records = read_jsonl(out / "journal.jsonl")
     assert len(records) == 12 and all(r["status"] == "ok" for r in records)
     assert (out / "anthropic-batches.jsonl").exists() and (out / "batches.jsonl").exists()
+
+
+async def test_the_readmes_multi_vendor_command_grades_against_each_vendors_mode(
+    tmp_path: Path,
+) -> None:
+    """The quick start of "Judges from any provider", word for word but for its source,
+    its results folder and the simulators' addresses."""
+    import os
+    import re
+    import shlex
+    import sys
+
+    import anyio
+
+    readme = README.read_text()
+    section = readme.split("## Judges from any provider", 1)[1]
+    block = section.split("```sh", 1)[1].split("```", 1)[0]
+    command = next(c for c in block.replace("\\\n", " ").splitlines() if "grade" in c)
+    argv = shlex.split(command)[1:]  # without "judge-engine"
+    argv = [str(SAMPLES / "openai-chat.jsonl") if a == "traces/" else a for a in argv]
+    argv = [str(tmp_path / "out") if a == "out/run1" else a for a in argv]
+    assert re.search(r"--judge anthropic/\S+", command) and "--reasoning-effort" in argv
+    async with (
+        Simulator(SimConfig(provider="openai", api_key=KEYS["OPENAI_API_KEY"])) as openai,
+        Simulator(SimConfig(provider="anthropic", api_key=KEYS["ANTHROPIC_API_KEY"])) as claude,
+        Simulator(SimConfig(provider="gemini", api_key=KEYS["GEMINI_API_KEY"])) as gemini,
+    ):
+        gemini_base = gemini.url.rsplit("/v1", 1)[0] + "/v1beta/openai"
+        argv += [
+            "--provider", f"openai.base_url={openai.url}",
+            "--provider", f"anthropic.base_url={claude.url}",
+            "--provider", f"google.base_url={gemini_base}", "--quiet",
+        ]  # fmt: skip
+        done = await anyio.run_process(
+            [sys.executable, "-m", "judge_engine", *argv], env={**os.environ, **KEYS}, check=False
+        )
+        refused = [sim.status for sim in (openai, claude, gemini)]
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert all(not any(code >= 400 for code in status) for status in refused), refused
