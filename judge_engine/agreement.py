@@ -20,17 +20,14 @@ dict and a readable text rendering:
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from .files import TABLE_FILE, read_small
+from .measure.labels import read_labels
 from .results import majority as _majority
 from .results import open_results, verdict_of
 from .stats import (
@@ -49,10 +46,6 @@ from .stats import (
 #: Cells with fewer sessions are marked small (still shown).
 SMALL_CELL = 20
 CONFIDENCES = ("low", "medium", "high")
-_LABEL_VALUES = {
-    "1": 1, "0": 0, "true": 1, "false": 0, "yes": 1, "no": 0, "success": 1, "failure": 0,
-    "pass": 1, "fail": 0, "passed": 1, "failed": 0,
-}  # fmt: skip
 
 
 @dataclass
@@ -100,35 +93,6 @@ def load(out_dir: Path, *, all_judges: bool = False) -> Verdicts:
     for (session, judge), by_sample in samples.items():
         data.samples.setdefault(session, {})[judge] = [by_sample[k] for k in sorted(by_sample)]
     return data
-
-
-def parse_label(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return int(value)
-    if isinstance(value, str):
-        return _LABEL_VALUES.get(value.strip().lower())
-    return None
-
-
-def read_labels(path: Path) -> dict[str, int]:
-    """Labels from JSONL (`{"session_id", "label"}`) or CSV (`session_id,label`)."""
-    labels: dict[str, int] = {}
-    text = read_small(path, "--labels", TABLE_FILE).decode("utf-8")
-    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        rows: Iterable[Mapping[str, Any]] = (
-            orjson.loads(line) for line in text.splitlines() if line.strip()
-        )
-    else:
-        rows = csv.DictReader(text.splitlines())
-    for number, row in enumerate(rows, 1):
-        session = row.get("session_id")
-        label = parse_label(row.get("label"))
-        if session is None or label is None:
-            raise ValueError(f"{path} row {number}: needs session_id and a 0/1 label")
-        labels[str(session)] = label
-    return labels
 
 
 def _round(value: float | None) -> float | None:
@@ -308,7 +272,7 @@ def agree(
     carried = "the source rows (their success/label/resolved/passed field)"
     source = carried if labels else None
     if labels_file is not None:
-        given = read_labels(labels_file)
+        given = read_labels(labels_file).by_session
         labels.update(given)  # the file wins where both say
         source = f"{labels_file}" if source is None else f"{labels_file}, then {carried}"
     sessions = list(data.first)

@@ -26,7 +26,9 @@ from typing import Any
 import orjson
 
 from . import transcripts
+from .html_measured import section as measured_section
 from .journal import FAILED, SKIPPED
+from .measure import Labels
 from .progress import fallback_lines
 from .report import _money, _pct  # the text report's formats, the same figures
 from .results import open_results
@@ -36,8 +38,17 @@ TASK_CHARS = 600
 _HERE = Path(__file__).resolve().parent
 
 
-def build_html(out_dir: Path, *, all_judges: bool = False, min_n: int = 10) -> str:
-    """The report of a results folder, as one HTML document."""
+def build_html(
+    out_dir: Path,
+    *,
+    all_judges: bool = False,
+    min_n: int = 10,
+    labels: Labels | None = None,
+    method: str = "auto",
+) -> str:
+    """The report of a results folder, as one HTML document; with `labels`, measured
+    against them (the Measured tab, and the sessions' labels for the browser's filter
+    "judge vs label disagree")."""
     from .agreement import agree  # numpy and the statistics: only when a report is made
     from .report import build
 
@@ -47,9 +58,14 @@ def build_html(out_dir: Path, *, all_judges: bool = False, min_n: int = 10) -> s
     kept = transcripts.latest(out_dir)
     sessions = _sessions(records, slots, kept)
     try:
-        report: dict[str, Any] | None = build(out_dir, min_n=min_n, all_judges=all_judges)
+        report: dict[str, Any] | None = build(
+            out_dir, min_n=min_n, all_judges=all_judges, labels=labels, method=method
+        )
     except ValueError:
         report = None  # no verdict yet: the browser still shows the failures
+    if labels is not None:
+        for entry in sessions:
+            entry["label"] = labels.by_session.get(entry["id"], entry["label"])
     agreement = agree(out_dir, all_judges=all_judges)
     title = f"judge-engine report: {out_dir.name}"
     data = {
@@ -62,6 +78,7 @@ def build_html(out_dir: Path, *, all_judges: bool = False, min_n: int = 10) -> s
             _nav(),
             _run_section(out_dir, records, slots),
             _success_section(report),
+            measured_section(report["measured"] if report else None),
             _agreement_section(agreement),
             _browser_section(),
         ]
@@ -76,9 +93,16 @@ def build_html(out_dir: Path, *, all_judges: bool = False, min_n: int = 10) -> s
     )
 
 
-def write_html(out_dir: Path, path: Path, *, all_judges: bool = False) -> int:
+def write_html(
+    out_dir: Path,
+    path: Path,
+    *,
+    all_judges: bool = False,
+    labels: Labels | None = None,
+    method: str = "auto",
+) -> int:
     """Write the report to `path` (atomically); its size in bytes."""
-    text = build_html(out_dir, all_judges=all_judges).encode("utf-8")
+    text = build_html(out_dir, all_judges=all_judges, labels=labels, method=method).encode()
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(text)
     partial.replace(path)
@@ -142,8 +166,8 @@ def _task(item: transcripts.Transcript | None) -> str:
 
 
 #: The report's tabs: one section shows at a time, the bar stays at the top.
-TABS = (("run", "The run"), ("success", "Success"), ("agreement", "Agreement"),
-        ("sessions", "Sessions"))  # fmt: skip
+TABS = (("run", "The run"), ("success", "Success"), ("measured", "Measured"),
+        ("agreement", "Agreement"), ("sessions", "Sessions"))  # fmt: skip
 
 
 def _nav() -> str:
@@ -415,7 +439,7 @@ def _browser_section() -> str:
   <label><input type="checkbox" id="f-disagree"> judges disagree</label>
   <label><input type="checkbox" id="f-failed"> failed</label>
   <label><input type="checkbox" id="f-skipped"> skipped</label>
-  <label><input type="checkbox" id="f-label"> differs from label</label>
+  <label><input type="checkbox" id="f-label"> judge vs label disagree</label>
   <span id="count" aria-live="polite"></span>
 </div>
 <div class="wrap"><table id="browser"><thead></thead><tbody></tbody></table></div>

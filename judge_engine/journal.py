@@ -96,6 +96,8 @@ class Record:
     #: The agent's own token counts and cost as the trace records them, for `report`.
     agent_usage: dict[str, int] = field(default_factory=dict)
     agent_cost_usd: float | None = None
+    #: The agent's LLM calls (its assistant messages), for `report`'s spending figures.
+    agent_calls: int | None = None
     #: Where that cost came from: "column", "spans" (None: the trace says nothing).
     agent_cost_from: str | None = None
     #: The session's model for grouping (`models.main_model`); None in records written

@@ -261,6 +261,7 @@ class Planner:
             "agent_usage": dict(session.agent_usage),
             "agent_cost_usd": session.agent_cost_usd,
             "agent_cost_from": session.agent_cost_from,
+            "agent_calls": session.llm_calls,
             "agent_model": session.agent_model,
             "fingerprint": session.source.fingerprint or None,
             "text": job.text,

@@ -25,10 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from .agreement import SMALL_CELL
+from .measure import Labels, Row, analyse, merge
+from .measure.render import to_markdown as measured_markdown
 from .pricing import PriceTable
 from .progress import fallback_lines
 from .results import Results, majority, open_results, verdict_of
 from .stats import balanced_rate, wilson
+
+#: The version of the object `report --json` writes.
+JSON_FORMAT = "judge-engine-report/1"
 
 
 @dataclass
@@ -41,6 +46,11 @@ class _Session:
     cost: float | None = None
     #: "spans", "column" or "priced" (the tokens at the model's price); None: unknown.
     cost_from: str | None = None
+    session_id: str = ""
+    #: Every judge slot's verdict (None: it gave none).
+    votes: Mapping[str, int | None] = field(default_factory=dict)
+    #: The agent's LLM calls, where the journal kept them.
+    calls: int | None = None
 
 
 @dataclass
@@ -61,9 +71,12 @@ class Cell:
             self.cost_from[session.cost_from or "column"] += 1
 
 
-def _sessions(view: Results, slot: str | None, prices: PriceTable) -> list[_Session]:
+def _sessions(
+    view: Results, slot: str | None, prices: PriceTable, carried: dict[str, int] | None = None
+) -> list[_Session]:
     """One row per session: its verdict from `slot`, or the majority of the panel's
-    slots (slot None); from the latest record of each request (`results`)."""
+    slots (slot None); from the latest record of each request (`results`). The labels
+    the source rows carry go into `carried`."""
     facts: dict[str, dict[str, Any]] = {}
     votes: dict[str, dict[str, int | None]] = {}
     for record in view.latest(first_sample=True):
@@ -76,8 +89,14 @@ def _sessions(view: Results, slot: str | None, prices: PriceTable) -> list[_Sess
                 "usage": {},
                 "cost": None,
                 "cost_from": None,
+                "calls": None,
+                "label": None,
             },
         )
+        if record.agent_calls is not None:
+            fact["calls"] = record.agent_calls
+        if record.label is not None:
+            fact["label"] = record.label
         # Keep what any record knows: records from older runs may lack these.
         if record.agent_usage:
             fact["usage"] = record.agent_usage
@@ -86,6 +105,8 @@ def _sessions(view: Results, slot: str | None, prices: PriceTable) -> list[_Sess
             fact["cost_from"] = record.agent_cost_from or "column"
         votes.setdefault(record.session_id, {})[record.slot] = verdict_of(record)
     chosen: dict[str, int] = {}
+    if carried is not None:
+        carried.update((k, f["label"]) for k, f in facts.items() if f["label"] is not None)
     for session, by_slot in votes.items():
         if slot is not None:
             success = by_slot.get(slot)
@@ -104,7 +125,16 @@ def _sessions(view: Results, slot: str | None, prices: PriceTable) -> list[_Sess
             cost_from = "priced" if cost is not None else None
         out.append(
             _Session(
-                fact["benchmark"], fact["harness"], fact["model"], success, tokens, cost, cost_from
+                fact["benchmark"],
+                fact["harness"],
+                fact["model"],
+                success,
+                tokens,
+                cost,
+                cost_from,
+                session,
+                votes[session],
+                fact["calls"],
             )
         )
     return out
@@ -118,8 +148,12 @@ def build(
     min_n: int = 10,
     prices: Mapping[str, tuple[float, float]] | None = None,
     all_judges: bool = False,
+    labels: Labels | None = None,
+    method: str = "auto",
 ) -> dict[str, Any]:
-    """The report's tables as data."""
+    """The report's tables as data, and under "measured" the judges against the labels
+    (`labels`, a file's, merged over those the source rows carry), the corrected rates
+    and the analysis after grading (`measure.analysis`)."""
     view = open_results(out_dir, all_judges=all_judges)
     available = view.slot_order(record.slot for record in view.latest(first_sample=True))
     if majority:
@@ -138,7 +172,8 @@ def build(
                 else f"no judge slot {slot!r} in {out_dir}: {', '.join(available) or 'none'}"
             )
         verdict = f"judge slot {slot}"
-    sessions = _sessions(view, slot, PriceTable(prices))
+    carried: dict[str, int] = {}
+    sessions = _sessions(view, slot, PriceTable(prices), carried)
     judged: dict[str, Counter[str]] = {}
     for record in view.latest(first_sample=True):
         if record.status == "ok" and record.judge and (slot is None or record.slot == slot):
@@ -205,6 +240,27 @@ def build(
         "configurations": config_rows,
         "benchmarks": sorted({s.benchmark for s in sessions}),
         "fallbacks": fallback_lines(judged),
+        "measured": analyse(
+            [
+                Row(
+                    s.session_id,
+                    s.benchmark,
+                    s.harness,
+                    s.model,
+                    s.success,
+                    s.votes,
+                    s.tokens,
+                    s.calls,
+                    s.cost,
+                )
+                for s in sessions
+            ],
+            merge(carried, labels),
+            method=method,
+            min_n=min_n,
+            slots=available if slot is None else [slot],
+            counted="majority" if slot is None else "",
+        ),
     }
 
 
@@ -297,7 +353,22 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         "which covers every spelling of the model); '-' where none is known. 'cost from' "
         "says which, in how many sessions.",
     ]
+    if report.get("measured"):
+        lines += ["", measured_markdown(report["measured"])]
     return "\n".join(lines)
+
+
+def to_json(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The object `report --json` writes (the README lists every key): the measured
+    report's keys, with the run's verdict, its sessions and the fallback lines."""
+    measured = dict(report["measured"])
+    return {
+        "format": JSON_FORMAT,
+        "verdict": report["verdict"],
+        "sessions": report["sessions"],
+        "fallbacks": report.get("fallbacks", []),
+        **measured,
+    }
 
 
 def to_csv(report: Mapping[str, Any]) -> str:

@@ -153,7 +153,7 @@ def test_labels_from_the_source_and_from_a_file(tmp_path: Path) -> None:
     )
     bad = tmp_path / "bad.csv"
     bad.write_text("session_id,label\ns0,maybe\n")
-    with pytest.raises(ValueError, match="0/1 label"):
+    with pytest.raises(ValueError, match="is not 0/1"):
         agree(out, labels_file=bad)
 
 

@@ -34,6 +34,7 @@ from . import (
     export,
     grade,
     journal,
+    labels,
     preview,
     report,
     rubrics,
@@ -45,7 +46,8 @@ from ._common import Parser, UsageError
 
 #: The commands, in the order help lists them: what a newcomer does first, first.
 COMMANDS: tuple[ModuleType, ...] = (
-    demo, sessions, preview, show, grade, batches, export, agree, report, journal, rubrics, sim,
+    demo, sessions, preview, show, grade, batches, export, agree, report, labels, journal,
+    rubrics, sim,
 )  # fmt: skip
 
 DESCRIPTION = """\
@@ -64,6 +66,8 @@ examples:
   OPENAI_API_KEY=... judge-engine grade traces/ --judge gpt-4.1 --judge claude-sonnet-4-5 \\
       --fallback-judge gemini-2.5-pro --rpm 500 --out out/run1
   judge-engine report out/run1
+  judge-engine labels sample out/run1 --n 100 --per benchmark --to sheet.csv
+  judge-engine report out/run1 --labels sheet.csv --json report.json
   judge-engine export out/run1 --to parquet
 
 exit codes: 0 done; 1 sessions lack a verdict (failed, not reached, --max-cost) or a

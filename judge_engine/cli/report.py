@@ -6,6 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import orjson
+
+from ..files import write_atomic
+from ..measure import METHODS, Labels
 from ..pricing import parse_price
 from ._common import UsageError, bounded, writable_file, writable_folder
 
@@ -59,15 +63,42 @@ def add(parser: argparse.ArgumentParser) -> None:
         help="an agent model's price in USD per million tokens (repeatable)",
     )
     parser.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="people's labels (JSONL, CSV or Parquet: session_id and label, 0/1; success, "
+        "passed or resolved accepted as names): measure the judges against them and "
+        "correct the success rates for the judges' error. Labels the source rows carry "
+        "count too; where both say, the file wins. Never sent to a judge.",
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="auto",
+        help="how rates are corrected: rogan-gladen (sensitivity and specificity per "
+        "benchmark), ppi++ (labels drawn at random from the graded sessions, as `labels "
+        "sample` draws them); auto (default): ppi++ for drawn labels, else rogan-gladen",
+    )
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the whole report as one JSON object to FILE ('-': stdout, and "
+        "nothing else there); the README lists every key",
+    )
+    parser.add_argument(
         "--all-judges",
         action="store_true",
         help="count every judge in the journal, not only the current panel's",
     )
 
 
+#: Sorted keys, two-space indent, numpy floats as numbers.
+JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+
+
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ..agreement import agree  # imported here: other commands start faster
-    from ..report import build, plots, to_csv, to_markdown
+    from ..measure import LabelsError, read_labels
+    from ..report import build, plots, to_csv, to_json, to_markdown
 
     plots_dir = writable_folder(args.plots, "--plots") if args.plots else None
     try:
@@ -75,8 +106,17 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     out = Path(args.out)
+    json_path = None
+    if args.json and args.json != "-":
+        json_path = writable_file(args.json, "--json", out)
+    try:
+        labels = read_labels(Path(args.labels)) if args.labels else None
+    except (LabelsError, OSError) as exc:
+        raise UsageError(str(exc)) from None
     if args.html:
-        return _html(out, writable_file(args.html, "--html", out), args.all_judges)
+        return _html(
+            out, writable_file(args.html, "--html", out), args.all_judges, labels, args.method
+        )
     try:
         report = build(
             out,
@@ -85,9 +125,17 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             min_n=args.min_n,
             prices=prices,
             all_judges=args.all_judges,
+            labels=labels,
+            method=args.method,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    if args.json == "-":
+        sys.stdout.buffer.write(orjson.dumps(to_json(report), option=JSON_OPTIONS) + b"\n")
+        return 0
+    if json_path is not None:
+        write_atomic(json_path, orjson.dumps(to_json(report), option=JSON_OPTIONS) + b"\n")
+        print(f"JSON report: {json_path}", file=sys.stderr)
     print(to_markdown(report) if args.format == "md" else to_csv(report), end="")
     print()
     if plots_dir is not None:
@@ -100,11 +148,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def _html(out: Path, path: Path, all_judges: bool) -> int:
+def _html(out: Path, path: Path, all_judges: bool, labels: Labels | None, method: str) -> int:
     from ..html import write_html
 
     try:
-        size = write_html(out, path, all_judges=all_judges)
+        size = write_html(out, path, all_judges=all_judges, labels=labels, method=method)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
     print(

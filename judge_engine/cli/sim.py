@@ -101,6 +101,15 @@ def add(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="share of sessions a judge reads the other way",
     )
+    add(
+        "--judge-error",
+        action="append",
+        type=_judge_error,
+        metavar="BENCHMARK=SENS,SPEC",
+        help="judges with known error rates on a benchmark ('*' for every other one): a "
+        "truly passed session passed with probability SENS, a truly failed one failed with "
+        "probability SPEC, in place of --disagreement (repeatable)",
+    )
     add("--seed", type=int, default=0, help="seed of the fault draws")  # fmt: skip
     add(
         "--provider",
@@ -111,6 +120,21 @@ def add(parser: argparse.ArgumentParser) -> None:
         "gemini; vllm-reasoning and ollama-thinking: replies with the model's thinking)",
     )
     add("--api-key", metavar="KEY", help="the only key accepted (default: any)")
+
+
+def _judge_error(text: str) -> tuple[str, tuple[float, float]]:
+    name, _, rates = text.partition("=")
+    try:
+        sensitivity, specificity = (float(v) for v in rates.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected BENCHMARK=SENS,SPEC (two rates from 0 to 1)"
+        ) from None
+    if not name or not (0 <= sensitivity <= 1 and 0 <= specificity <= 1):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected BENCHMARK=SENS,SPEC (two rates from 0 to 1)"
+        )
+    return name.strip(), (sensitivity, specificity)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -130,6 +154,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         slow_rate=args.slow_rate,
         slow_s=args.slow_s,
         disagreement=args.disagreement,
+        judge_error=dict(args.judge_error or ()),
         seed=args.seed,
         provider=args.provider,
         api_key=args.api_key,

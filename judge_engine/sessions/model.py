@@ -148,6 +148,11 @@ class Session:
     agent_model: str | None = None
 
     @property
+    def llm_calls(self) -> int:
+        """The agent's LLM calls the transcript shows: its assistant messages."""
+        return sum(1 for message in self.messages if message.role == "assistant")
+
+    @property
     def other_models(self) -> tuple[str, ...]:
         """The session's other models, canonical, for grouping's "also" lists."""
         names = {canonical_model(m) for m in self.agent_models}

@@ -186,7 +186,7 @@ class MessageBatches:
         batch.ended_at = time.time()
 
     def _answer(self, batch: _MessageBatch, item: dict[str, Any]) -> bytes:
-        from .sim import _record_of, verdict_for  # the simulator imports this module
+        from .sim import _record_of, error_for, verdict_for  # the simulator imports this module
 
         params = item["params"]
         custom = item["custom_id"]
@@ -201,7 +201,9 @@ class MessageBatches:
             error = {"type": "error", "error": {"type": "api_error", "message": "injected"}}
             return _result(custom, {"type": "errored", "error": error})
         record = _record_of(params["messages"])
-        verdict = verdict_for(record, str(params["model"]), self.sim.config.disagreement)
+        last = str(params["messages"][-1].get("content", "")) if params["messages"] else ""
+        rates = error_for(self.sim.config, last)
+        verdict = verdict_for(record, str(params["model"]), self.sim.config.disagreement, rates)
         self.sim.models[str(params["model"])] += 1
         message = modes.anthropic_reply(verdict, params, record, len(record) // 4)
         batch.counts["succeeded"] += 1

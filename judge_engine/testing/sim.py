@@ -24,8 +24,8 @@ import re
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -80,6 +80,12 @@ class SimConfig:
     hostile_rate: float = 0.0
     #: Share of sessions on which a judge model flips the verdict.
     disagreement: float = 0.08
+    #: A judge with known error rates: benchmark -> (sensitivity, specificity), "*" for
+    #: every other benchmark. Where set, a truly passed session is passed with the
+    #: probability `sensitivity` and a truly failed one failed with `specificity` (a
+    #: deterministic draw per judge model and session) in place of `disagreement`; the
+    #: truth is the trace's final message, as always.
+    judge_error: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     #: When set, only this bearer token is accepted (401 otherwise).
     api_key: str | None = None
     seed: int = 0
@@ -113,14 +119,27 @@ class SimConfig:
     reasoning_models: tuple[str, ...] = ()
 
 
-def verdict_for(record: str, model: str, disagreement: float = 0.08) -> dict[str, Any]:
-    """The simulator's deterministic verdict for a trace and a judge model."""
+def verdict_for(
+    record: str,
+    model: str,
+    disagreement: float = 0.08,
+    error: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """The simulator's deterministic verdict for a trace and a judge model: the truth
+    read from the final message, flipped for a `disagreement` share of sessions, or
+    with `error` (sensitivity, specificity), passed and failed at those rates."""
     final = record.rsplit("] assistant\n", 1)[-1].lower()
     failed = [cue for cue in _FAILURE_CUES if cue in final]
-    success = 0 if failed else 1
+    truth = 0 if failed else 1
+    success = truth
     digest = hashlib.blake2b(f"{model}\x1f{record}".encode(), digest_size=8).digest()
     draw = int.from_bytes(digest, "big") / 2**64
-    if draw < disagreement:
+    if error is not None:
+        sensitivity, specificity = error
+        flip = draw >= sensitivity if truth else draw >= specificity
+    else:
+        flip = draw < disagreement
+    if flip:
         success = 1 - success
         confidence = "low"
         reasoning = "[simulator] this judge reads the outcome the other way"
@@ -132,6 +151,18 @@ def verdict_for(record: str, model: str, disagreement: float = 0.08) -> dict[str
             else "[simulator] the final message reports the task done, with no failure cue"
         )
     return {"success": success, "confidence": confidence, "reasoning": reasoning}
+
+
+_BENCHMARK = re.compile(r"benchmark: ([^;\n]*);")
+
+
+def error_for(config: SimConfig, text: str) -> tuple[float, float] | None:
+    """The judge error `config` sets for the benchmark the prompt `text` names."""
+    if not config.judge_error:
+        return None
+    match = _BENCHMARK.search(text)
+    name = match.group(1).strip() if match else ""
+    return config.judge_error.get(name) or config.judge_error.get("*")
 
 
 def _record_of(messages: list[Any]) -> str:
@@ -452,7 +483,7 @@ class Simulator:
         content_text = str(messages[-1].get("content", "")) if messages else ""
         match = _RECORD.search(content_text)
         record = match.group(2) if match else content_text
-        verdict = verdict_for(record, model, config.disagreement)
+        verdict = verdict_for(record, model, config.disagreement, error_for(config, content_text))
         text = orjson.dumps(verdict).decode()
         digest = hashlib.blake2b(record.encode(), digest_size=4).digest()[0]
         if digest % 5 == 0:
@@ -563,7 +594,8 @@ class Simulator:
                 request.transport.abort()
             raise web.HTTPServiceUnavailable()
         record = _record_of(data["messages"])
-        verdict = verdict_for(record, model, config.disagreement)
+        last = str(data["messages"][-1].get("content", "")) if data["messages"] else ""
+        verdict = verdict_for(record, model, config.disagreement, error_for(config, last))
         name = request.headers.get("X-Judge-Engine-Key") or f"{model}\x1f{record}"
         self.served[hashlib.blake2b(name.encode(), digest_size=12).digest()] += 1
         tokens = sum(len(str(m.get("content", ""))) for m in data["messages"]) // 4
