@@ -116,26 +116,29 @@ class _Corrector:
         if not self.labels:
             return Corrected(None, None, self.method, 0, "no labels")
         if self.method == "rogan-gladen":
-            return rogan_gladen_mix(
-                [
-                    Stratum(weight, sum(r.success for r in items), len(items), self.group[name])
-                    for weight, name, items in strata
-                ],
-                self.accuracies,
-            )
-        parts = []
+            parts = []
+            for weight, name, items in strata:
+                known = [self.labels[r.session_id] for r in items if r.session_id in self.labels]
+                parts.append(
+                    Stratum(
+                        weight, sum(r.success for r in items), len(items), self.group[name],
+                        labelled_passed=sum(known), labelled_failed=len(known) - sum(known),
+                    )
+                )  # fmt: skip
+            return rogan_gladen_mix(parts, self.accuracies)
+        ppi_parts = []
         for weight, _, items in strata:
-            labelled = [r for r in items if r.session_id in self.labels]
+            labelled_rows = [r for r in items if r.session_id in self.labels]
             others = [r.success for r in items if r.session_id not in self.labels]
             part = ppi_mean(
-                [self.labels[r.session_id] for r in labelled],
-                [r.success for r in labelled],
+                [self.labels[r.session_id] for r in labelled_rows],
+                [r.success for r in labelled_rows],
                 others,
             )
-            parts.append((weight, part))
-        if len(parts) == 1:
-            return parts[0][1]
-        return combine(parts, self.method)
+            ppi_parts.append((weight, part))
+        if len(ppi_parts) == 1:
+            return ppi_parts[0][1]
+        return combine(ppi_parts, self.method)
 
     def accuracy_of(self, benchmark: str) -> dict[str, Any]:
         """Which judge error a benchmark's correction used."""

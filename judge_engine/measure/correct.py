@@ -10,9 +10,17 @@ labelled set, by a named method, or no figure and the reason.
   passed, m0 truly failed). The delta method gives the variance, one term per source of
   uncertainty (Lee et al. 2025, "How to correctly report LLM-as-a-judge evaluations"):
   var = [V(p, N) + (1-theta)^2 V(q0, m0) + theta^2 V(q1, m1)] / (q0 + q1 - 1)^2, where
-  V(r, m) is the variance of a proportion r measured over m, Agresti-Coull adjusted
-  (r~(1-r~)/(m+4), r~ = (x+2)/(m+4)) so that a rate measured at 0 or 1 (a cell of one
-  session, a judge right on every labelled failure) does not claim to be exact.
+  V(r, m) = r(1-r)/m is the variance of a proportion r measured over m, and where r is
+  0 or 1 the Agresti-Coull adjusted one (r~(1-r~)/(m+4), r~ = (x+2)/(m+4)), so that a
+  rate measured at 0 or 1 (a cell of one session, a judge right on every labelled
+  failure) does not claim to be exact. Where
+  the labelled sessions are among the graded ones (as in a run), their verdicts count in
+  both p and the q's: the covariance terms are added (`rogan_gladen_mix`). The interval
+  is built by MOVER (Newcombe's method of variance estimates recovery): the verdicts'
+  own part from the Wilson interval of p mapped through the correction (so a cell of a
+  few sessions keeps Wilson's honest width and asymmetry), the labels' part added in
+  quadrature: lower = theta - sqrt(((p - L)/J)^2 + z^2 V_labels), upper likewise; for
+  many sessions this is the delta method's interval.
   Where q0 + q1 - 1 < 0.2 the judge is little better than a coin: no figure.
 - `ppi_mean`: prediction-powered inference with power tuning (PPI++, Angelopoulos,
   Duchi and Zrnic 2023) for a mean, when the labelled sessions are a random sample of
@@ -31,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..stats import Z95
+from ..stats import Z95, wilson
 
 #: Below this Youden index (sensitivity + specificity - 1) a correction is refused.
 MIN_YOUDEN = 0.2
@@ -89,9 +97,12 @@ class Corrected:
 
 
 def _binomial_variance(successes: int, n: int) -> float:
-    """The variance of a proportion's estimate, Agresti-Coull adjusted (two successes
-    and two failures added): a rate measured at 0 or 1 still carries its uncertainty,
-    and the adjustment vanishes as n grows."""
+    """The variance of a proportion's estimate; at 0 or 1, Agresti-Coull adjusted (two
+    successes and two failures added), so that such a rate still carries its
+    uncertainty."""
+    if 0 < successes < n:
+        rate = successes / n
+        return rate * (1 - rate) / n
     adjusted = (successes + 2) / (n + 4)
     return adjusted * (1 - adjusted) / (n + 4)
 
@@ -109,6 +120,11 @@ class Stratum:
     successes: int
     n: int
     group: str
+    #: Labelled sessions among the stratum's own, truly passed and truly failed: their
+    #: verdicts count in both the stratum's rate and the judge's measured error, so
+    #: the two estimates covary (and the variance is smaller than if they did not).
+    labelled_passed: int = 0
+    labelled_failed: int = 0
 
 
 def rogan_gladen(successes: int, n: int, accuracy: Accuracy) -> Corrected:
@@ -141,7 +157,9 @@ def rogan_gladen_mix(strata: Sequence[Stratum], accuracies: Mapping[str, Accurac
                 f"- 1 = {q0 + q1 - 1:.2f} < {MIN_YOUDEN}",
             )  # fmt: skip
     value = 0.0
-    variance = 0.0
+    sampling = 0.0  # the verdicts' own variance, symmetric (for `combine`)
+    down2 = up2 = 0.0  # the same, from each stratum's Wilson interval (MOVER)
+    variance = 0.0  # the label terms and the covariances
     d_q0: dict[str, float] = {}
     d_q1: dict[str, float] = {}
     for stratum in strata:
@@ -153,19 +171,33 @@ def rogan_gladen_mix(strata: Sequence[Stratum], accuracies: Mapping[str, Accurac
         p = stratum.successes / stratum.n
         theta = (p + q0 - 1) / youden
         value += stratum.weight * theta
-        variance += stratum.weight**2 * _binomial_variance(stratum.successes, stratum.n) / youden**2
+        sampling += stratum.weight**2 * _binomial_variance(stratum.successes, stratum.n) / youden**2
+        low, high = wilson(stratum.successes, stratum.n) or (p, p)
+        down2 += (stratum.weight * (p - low) / youden) ** 2
+        up2 += (stratum.weight * (high - p) / youden) ** 2
         # d theta / d q0 = (1 - theta) / J; d theta / d q1 = -theta / J
         d_q0[stratum.group] = d_q0.get(stratum.group, 0.0) + stratum.weight * (1 - theta) / youden
         d_q1[stratum.group] = d_q1.get(stratum.group, 0.0) - stratum.weight * theta / youden
     for group in groups:
         accuracy = accuracies[group]
-        q1, q0 = accuracy.sensitivity or 0.0, accuracy.specificity or 0.0
         variance += d_q0[group] ** 2 * _binomial_variance(accuracy.failed_of_failed, accuracy.m0)
         variance += d_q1[group] ** 2 * _binomial_variance(accuracy.passed_of_passed, accuracy.m1)
-    half = Z95 * math.sqrt(max(0.0, variance))
+    # Labelled sessions inside a stratum: Cov(p_s, q1) = k1 q1(1-q1) / (n_s m1) and
+    # Cov(p_s, q0) = -k0 q0(1-q0) / (n_s m0), each with its two derivatives, twice.
+    for stratum in strata:
+        if not stratum.n or not (stratum.labelled_passed or stratum.labelled_failed):
+            continue
+        accuracy = accuracies[stratum.group]
+        q1, q0 = accuracy.sensitivity or 0.0, accuracy.specificity or 0.0
+        d_p = stratum.weight / (q0 + q1 - 1)
+        cov1 = stratum.labelled_passed * q1 * (1 - q1) / (stratum.n * accuracy.m1)
+        cov0 = -stratum.labelled_failed * q0 * (1 - q0) / (stratum.n * accuracy.m0)
+        variance += 2 * d_p * (d_q1[stratum.group] * cov1 + d_q0[stratum.group] * cov0)
+    lower = value - math.sqrt(max(0.0, down2 + Z95**2 * variance))
+    upper = value + math.sqrt(max(0.0, up2 + Z95**2 * variance))
     return Corrected(
-        _clip(value), (_clip(value - half), _clip(value + half)), method, labels,
-        variance=variance,
+        _clip(value), (_clip(lower), _clip(upper)), method, labels,
+        variance=max(0.0, sampling + variance),
     )  # fmt: skip
 
 
