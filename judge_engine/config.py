@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from .gateway import DEFAULT_BASE_URL, endpoint_url, safe_url
@@ -445,6 +446,15 @@ class RunOptions:
         many=True,
         metavar="MODEL=IN,OUT",
     )
+    canary: str | None = option(
+        None,
+        "a small labelled set (a source whose rows carry their 0/1 label) graded beside "
+        "the sources in every run by the same panel, journaled apart (OUT/canaries/) and "
+        "never counted: the summary and the report warn when a judge's sensitivity or "
+        "specificity on it moved beyond chance since the previous run, or the model "
+        "behind a judge's name or a rubric changed",
+        metavar="FILE",
+    )
     grace: float = option(
         10.0, "seconds requests already sent get to finish after Ctrl-C", metavar="S"
     )
@@ -452,6 +462,8 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         _text("out", self.out)
+        if self.canary is not None:
+            _text("canary", self.canary)
         if self.limit is not None:
             _number("limit", self.limit, int, 1)
         if self.max_cost is not None:
@@ -545,6 +557,9 @@ class Config:
             raise ConfigError("grade needs at least one SOURCE (or sources = [...] in --config)")
         if not self.panel.judge:
             raise ConfigError("grade needs at least one --judge MODEL")
+        canary = self.run.canary
+        if canary is not None and "://" not in canary and not Path(canary).is_file():
+            raise ConfigError(f"--canary {canary}: no such file")
         if self.run.max_cost is not None:
             table = self.price_table()
             unpriced = [

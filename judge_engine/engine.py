@@ -35,7 +35,7 @@ import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import transcripts
+from . import canary, transcripts
 from .asking import Asker, FatalError
 from .config import Config
 from .control import RunControl
@@ -151,6 +151,9 @@ class RunResult:
     #: What providers refused and how each judge's requests were adjusted, by judge.
     adjustments: dict[str, list[str]] = field(default_factory=dict)
     judges: dict[str, JudgeTally] = field(default_factory=dict)
+    #: What the canaries said (`--canary`): graded how many, and any judge that moved
+    #: since the last run (`canary.compare`).
+    canary_lines: list[str] = field(default_factory=list)
     #: CPU seconds by stage: read (sources, adapters, planning, resume check), render,
     #: parse (verdicts), journal (durable writes, score rows), and the rest: HTTP, the
     #: event loop, limits and progress. Measured per thread, so stages do not overlap.
@@ -860,7 +863,57 @@ async def grade(
     from `environ` (default the process's environment), by their provider's variable."""
     run = _Run(config, api_key, transport, resume_command, environ)
     result = await run.execute()
-    return result, run.summary_text()
+    text = run.summary_text()
+    if config.run.canary and result.status != "error" and result.stopped is None:
+        result.canary_lines = await _canaries(config, api_key, transport, environ)
+        text += "\n\n" + "\n".join(result.canary_lines)
+    return result, text
+
+
+async def _canaries(
+    config: Config,
+    api_key: str | None,
+    transport: Transport | None,
+    environ: Mapping[str, str] | None,
+) -> list[str]:
+    """Grade the canaries into their own folder under OUT/canaries/ with the run's
+    panel, append the history, and return the lines for the summary."""
+    out = Path(config.run.out)
+    folder = canary.next_run_folder(out)
+    canary_config = replace(
+        config,
+        sources=replace(config.sources, sources=(str(config.run.canary),)),
+        run=replace(
+            config.run, out=str(folder), canary=None, limit=None, fresh=False, quiet=True,
+            max_cost=None,
+        ),
+    )  # fmt: skip
+    try:
+        graded = await _Run(canary_config, api_key, transport, None, environ).execute()
+    except (SourceError, JournalError, OSError) as exc:
+        return [f"canaries: not graded this run ({exc})"]
+    if graded.status == "error":
+        return [f"canaries: not graded this run ({graded.message})"]
+    line = canary.measure(folder)
+    earlier = canary.history(out)
+    canary.append(out, line)
+    counted = sum(j["m1"] + j["m0"] for j in line["judges"].values())
+    said = [
+        f"canaries: {folder.name} graded {graded.graded:,} canary sessions "
+        f"({counted:,} labelled verdicts; journaled in {folder}, not counted)"
+    ]
+    if line["unlabelled"]:
+        said.append(
+            f"canaries: {line['unlabelled']:,} canary sessions carry no 0/1 label "
+            "(success, label, resolved or passed): left out of the comparison"
+        )
+    if not earlier:
+        return [*said, "canaries: the first canary run; the next one is compared with it"]
+    moved = canary.compare(earlier[-1], line)
+    return [
+        *said,
+        *(moved or [f"canaries: no judge moved beyond chance since {earlier[-1]['run']}"]),
+    ]
 
 
 def resume_command(argv: list[str] | tuple[str, ...], secrets: Secrets | None = None) -> str:

@@ -561,7 +561,32 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def section(measured: Mapping[str, Any] | None) -> str:
+def _canaries(report: Mapping[str, Any] | None) -> str:
+    if not report:
+        return ""
+    last = report["runs"][-1]
+    rows = [
+        [
+            _e(slot),
+            "-"
+            if not j["sensitivity"]
+            else f"{j['sensitivity']['value']:.0%} (n={j['sensitivity']['n']})",
+            "-"
+            if not j["specificity"]
+            else f"{j['specificity']['value']:.0%} (n={j['specificity']['n']})",
+            _e(", ".join(j["served"]) or "-"),
+        ]
+        for slot, j in sorted(last["judges"].items())
+    ]
+    warnings = "".join(f'<p class="warn">⚠ {_e(w)}</p>' for w in report["warnings"])
+    return (
+        f"<h3>Canaries ({len(report['runs'])} runs; the last: {_e(last['run'])})</h3>"
+        + warnings
+        + _table(["judge slot", "sensitivity", "specificity", "answered as"], rows)
+    )
+
+
+def section(measured: Mapping[str, Any] | None, canaries: Mapping[str, Any] | None = None) -> str:
     """The tab (module docstring)."""
     if not measured:
         return (
@@ -573,6 +598,7 @@ def section(measured: Mapping[str, Any] | None) -> str:
         + _correction(measured)
         + _regression(measured)
         + _findings(measured)
+        + _canaries(canaries)
         + "</section>"
     )
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import canary
 from .agreement import SMALL_CELL
 from .measure import Labels, Row, analyse, merge
 from .measure.render import to_markdown as measured_markdown
@@ -240,6 +241,7 @@ def build(
         "configurations": config_rows,
         "benchmarks": sorted({s.benchmark for s in sessions}),
         "fallbacks": fallback_lines(judged),
+        "canaries": canary.summary(out_dir),
         "measured": analyse(
             [
                 Row(
@@ -355,6 +357,8 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     ]
     if report.get("measured"):
         lines += ["", measured_markdown(report["measured"])]
+    if report.get("canaries"):
+        lines += ["", *canary.lines_of(report["canaries"])]
     return "\n".join(lines)
 
 
@@ -368,6 +372,7 @@ def to_json(report: Mapping[str, Any]) -> dict[str, Any]:
         "sessions": report["sessions"],
         "fallbacks": report.get("fallbacks", []),
         **measured,
+        "canaries": report.get("canaries"),
     }
 
 

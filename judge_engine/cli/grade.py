@@ -123,6 +123,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         )
         if result.changed and not config.run.regrade_changed:
             print(f"note: {result.changed:,} of them changed since; --regrade-changed asks again")
+        for line in result.canary_lines:
+            print(line)
         return EXIT_CODES[result.status]
     print(summary)
     _closing(result, config, resume)
