@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -125,7 +125,11 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields = cls.__dataclass_fields__
+        # A line this version wrote holds only known fields: no copy to filter it.
+        known = (
+            data if data.keys() <= fields.keys() else {k: v for k, v in data.items() if k in fields}
+        )
         known["agent_models"] = tuple(known.get("agent_models") or ())
         return cls(**known)
 
@@ -323,35 +327,54 @@ def _last_occurrences(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
     return result
 
 
-def _slot_number(record: Record) -> int:
-    text = f"{record.session_id}\x1f{record.slot}\x1f{record.sample}"
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
 #: Journals with fewer records are reduced in Python (a numpy import costs more).
 _SMALL = 50_000
 
 
 def iter_latest(path: Path) -> Iterator[Record]:
     """The newest record per (session, slot, sample), in journal order: what the score
-    columns show. Two passes over the file: memory holds 8 bytes a record, not records."""
-    numbers = array("Q", (_slot_number(record) for record in read_records(path)))
+    columns show (`iter_latest_fields`, built as records; a line that passes the checks
+    of `parse_record` but cannot be built is skipped, and still supersedes the older
+    ones of its request)."""
+    for data in iter_latest_fields(path):
+        try:
+            yield Record.from_dict(data)
+        except (TypeError, ValueError):
+            continue
+
+
+def iter_latest_fields(path: Path) -> Iterator[dict[str, Any]]:
+    """The fields of the newest record per (session, slot, sample), in journal order,
+    checked as `parse_record` checks them. Two passes over the file: the first checks
+    every line and keeps 16 bytes a record (its request's number and its line's), the
+    second parses only the lines kept."""
+    numbers = array("Q")
+    places = array("Q")
+    for place, line in enumerate(_lines(path)):
+        data = _fields(line)
+        if not isinstance(data, str):
+            numbers.append(_number_of(data))
+            places.append(place)
     if not numbers:
         return
     if len(numbers) < _SMALL:
         last = {number: index for index, number in enumerate(numbers)}
-        wanted = set(last.values())
-        for index, record in enumerate(read_records(path)):
-            if index in wanted:
-                yield record
-        return
-    import numpy as np
+        wanted = {places[index] for index in last.values()}
+    else:
+        import numpy as np
 
-    keep = np.zeros(len(numbers), dtype=bool)
-    keep[_last_occurrences(np.frombuffer(numbers, dtype=np.uint64))] = True
-    for index, record in enumerate(read_records(path)):
-        if index < keep.size and keep[index]:
-            yield record
+        kept = _last_occurrences(np.frombuffer(numbers, dtype=np.uint64))
+        wanted = set(np.frombuffer(places, dtype=np.uint64)[kept].tolist())
+    for place, line in enumerate(_lines(path)):
+        if place in wanted:
+            data = _fields(line)  # as the first pass found it, unless the file changed
+            if not isinstance(data, str):
+                yield data
+
+
+def _number_of(data: Mapping[str, Any]) -> int:
+    text = f"{data['session_id']}\x1f{data['slot']}\x1f{data['sample']}"
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 #: A compact copy of what a journal holds (the keys done, and the caller's arrays), so

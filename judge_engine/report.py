@@ -26,11 +26,13 @@ from typing import Any
 
 from . import canary
 from .agreement import SMALL_CELL
+from .journal import OK, read_fields
 from .measure import Labels, Row, analyse, merge
 from .measure.render import to_markdown as measured_markdown
+from .models import main_model
 from .pricing import PriceTable
 from .progress import fallback_lines
-from .results import Results, majority, open_results, verdict_of
+from .results import Results, majority, open_results
 from .stats import balanced_rate, wilson
 
 #: The version of the object `report --json` writes.
@@ -72,52 +74,87 @@ class Cell:
             self.cost_from[session.cost_from or "column"] += 1
 
 
-def _sessions(
-    view: Results, slot: str | None, prices: PriceTable, carried: dict[str, int] | None = None
-) -> list[_Session]:
+@dataclass
+class _Journal:
+    """What the report needs of the journal, read in one pass: per session its facts
+    and every slot's verdict, the slots in the order seen, and per slot the models that
+    answered for it."""
+
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    votes: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    slots: dict[str, None] = field(default_factory=dict)
+    judged: dict[str, Counter[str]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, view: Results) -> _Journal:
+        """One pass over every record, each newer one over the older of its request:
+        what the newest record of each request says (`Results.latest`), at the cost of
+        one reading of the journal, not two."""
+        data = cls()
+        judges: dict[tuple[str, str], str | None] = {}
+        facts, votes_of, shows = data.facts, data.votes, view.shows
+        for record in read_fields(view.journal):
+            slot = record["slot"]
+            if record["sample"] != 0 or not shows(slot):
+                continue
+            session = record["session_id"]
+            get = record.get
+            fact = facts.get(session)
+            if fact is None:
+                fact = facts[session] = {
+                    "usage": {}, "cost": None, "cost_from": None, "calls": None, "label": None,
+                }  # fmt: skip
+            fact["benchmark"] = get("benchmark") or "unknown"
+            fact["harness"] = get("harness") or "unknown"
+            fact["model"] = (
+                get("agent_model") or main_model(get("agent_models") or ())[0] or "unknown"
+            )
+            # Keep what any record knows: records from older runs may lack these.
+            calls, label, usage, cost = (
+                get("agent_calls"), get("label"), get("agent_usage"), get("agent_cost_usd")
+            )  # fmt: skip
+            if calls is not None and isinstance(calls, int):
+                fact["calls"] = calls
+            if label is not None and label in (0, 1):
+                fact["label"] = int(label)
+            if usage and isinstance(usage, dict):
+                fact["usage"] = usage
+            if cost is not None and isinstance(cost, (int, float)):
+                fact["cost"] = float(cost)
+                fact["cost_from"] = get("agent_cost_from") or "column"
+            success: Any = get("success")
+            ok = record["status"] == OK and success in (0, 1)
+            votes = votes_of.get(session)
+            if votes is None:
+                votes = votes_of[session] = {}
+            votes[slot] = int(success) if ok else None
+            judges[(session, slot)] = record["judge"] if ok else None
+        for (_, slot), judge in judges.items():
+            data.slots[slot] = None
+            if judge:
+                judged = data.judged.get(slot)
+                if judged is None:
+                    judged = data.judged[slot] = Counter()
+                judged[judge] += 1
+        return data
+
+    def carried(self) -> dict[str, int]:
+        """The labels the source rows carry."""
+        return {k: f["label"] for k, f in self.facts.items() if f["label"] is not None}
+
+
+def _sessions(data: _Journal, slot: str | None, prices: PriceTable) -> list[_Session]:
     """One row per session: its verdict from `slot`, or the majority of the panel's
-    slots (slot None); from the latest record of each request (`results`). The labels
-    the source rows carry go into `carried`."""
-    facts: dict[str, dict[str, Any]] = {}
-    votes: dict[str, dict[str, int | None]] = {}
-    for record in view.latest(first_sample=True):
-        fact = facts.setdefault(
-            record.session_id,
-            {
-                "benchmark": record.benchmark or "unknown",
-                "harness": record.harness or "unknown",
-                "model": record.grouping_model,
-                "usage": {},
-                "cost": None,
-                "cost_from": None,
-                "calls": None,
-                "label": None,
-            },
-        )
-        if record.agent_calls is not None:
-            fact["calls"] = record.agent_calls
-        if record.label is not None:
-            fact["label"] = record.label
-        # Keep what any record knows: records from older runs may lack these.
-        if record.agent_usage:
-            fact["usage"] = record.agent_usage
-        if record.agent_cost_usd is not None:
-            fact["cost"] = record.agent_cost_usd
-            fact["cost_from"] = record.agent_cost_from or "column"
-        votes.setdefault(record.session_id, {})[record.slot] = verdict_of(record)
-    chosen: dict[str, int] = {}
-    if carried is not None:
-        carried.update((k, f["label"]) for k, f in facts.items() if f["label"] is not None)
-    for session, by_slot in votes.items():
+    slots (slot None); from the latest record of each request (`results`)."""
+    out = []
+    for session, by_slot in data.votes.items():
         if slot is not None:
             success = by_slot.get(slot)
         else:
             success = majority([v for v in by_slot.values() if v is not None])
-        if success is not None:
-            chosen[session] = success
-    out = []
-    for session, success in chosen.items():
-        fact = facts[session]
+        if success is None:
+            continue
+        fact = data.facts[session]
         usage: Mapping[str, int] = fact["usage"] or {}
         tokens = usage.get("total_tokens")
         cost, cost_from = fact["cost"], fact["cost_from"]
@@ -134,7 +171,7 @@ def _sessions(
                 cost,
                 cost_from,
                 session,
-                votes[session],
+                by_slot,
                 fact["calls"],
             )
         )
@@ -156,7 +193,8 @@ def build(
     (`labels`, a file's, merged over those the source rows carry), the corrected rates
     and the analysis after grading (`measure.analysis`)."""
     view = open_results(out_dir, all_judges=all_judges)
-    available = view.slot_order(record.slot for record in view.latest(first_sample=True))
+    data = _Journal.read(view)
+    available = view.slot_order(data.slots)
     if majority:
         slot = None
         verdict = f"the majority of the judge slots {', '.join(available)} (ties left out)"
@@ -173,18 +211,21 @@ def build(
                 else f"no judge slot {slot!r} in {out_dir}: {', '.join(available) or 'none'}"
             )
         verdict = f"judge slot {slot}"
-    carried: dict[str, int] = {}
-    sessions = _sessions(view, slot, PriceTable(prices), carried)
-    judged: dict[str, Counter[str]] = {}
-    for record in view.latest(first_sample=True):
-        if record.status == "ok" and record.judge and (slot is None or record.slot == slot):
-            judged.setdefault(record.slot, Counter())[record.judge] += 1
+    sessions = _sessions(data, slot, PriceTable(prices))
+    judged = {k: v for k, v in data.judged.items() if slot is None or k == slot}
     cells: dict[tuple[str, str, str], Cell] = {}
     configs: dict[tuple[str, str], dict[str, Cell]] = {}
     for session in sessions:
-        cells.setdefault((session.benchmark, session.harness, session.model), Cell()).add(session)
+        key = (session.benchmark, session.harness, session.model)
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = Cell()
+        cell.add(session)
         per_benchmark = configs.setdefault((session.harness, session.model), {})
-        per_benchmark.setdefault(session.benchmark, Cell()).add(session)
+        cell = per_benchmark.get(session.benchmark)
+        if cell is None:
+            cell = per_benchmark[session.benchmark] = Cell()
+        cell.add(session)
     cell_rows = []
     for (benchmark, harness, model), cell in sorted(cells.items()):
         cell_rows.append(
@@ -257,7 +298,7 @@ def build(
                 )
                 for s in sessions
             ],
-            merge(carried, labels),
+            merge(data.carried(), labels),
             method=method,
             min_n=min_n,
             slots=available if slot is None else [slot],

@@ -64,6 +64,13 @@ class Row:
     calls: int | None = None
     cost: float | None = None
 
+    # A row reads as a mapping too, as the findings and the regression read rows.
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name, default)
+
 
 def _rate(successes: int, n: int) -> dict[str, Any]:
     ci = wilson(successes, n)
@@ -253,12 +260,7 @@ def analyse(
         else []
     )
 
-    plain = [
-        {"session_id": r.session_id, "benchmark": r.benchmark, "harness": r.harness,
-         "agent_model": r.agent_model, "success": r.success, "tokens": r.tokens,
-         "calls": r.calls, "cost": r.cost}
-        for r in rows
-    ]  # fmt: skip
+    plain: Sequence[Any] = rows  # read as mappings (`Row.__getitem__`)
     steady = {d["config"]: d for d in dependability(plain, min_n)}
     configs = []
     for (harness, model), per in sorted(by_config.items()):

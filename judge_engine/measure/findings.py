@@ -83,12 +83,30 @@ def frontier(configs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def bootstrap_medians(
+    values: Sequence[float], resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`resamples` draws of the median of a bootstrap resample of `values`, drawn
+    exactly and in O(resamples) whatever the size: the k-th smallest of n indices drawn
+    uniformly with replacement is ceil(n U_(k)), U_(k) the k-th order statistic of n
+    uniforms, which is Beta(k, n - k + 1); for an even n the next one above it is
+    U_(k) + (1 - U_(k)) Beta(1, n - k)."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    n = len(ordered)
+    k = (n + 1) // 2
+    lower = rng.beta(k, n - k + 1, size=resamples)
+    first = ordered[np.clip(np.ceil(n * lower).astype(np.int64) - 1, 0, n - 1)]
+    if n % 2:
+        return np.asarray(first)
+    upper = lower + (1 - lower) * rng.beta(1, n - k, size=resamples)
+    second = ordered[np.clip(np.ceil(n * upper).astype(np.int64) - 1, 0, n - 1)]
+    return np.asarray((first + second) / 2)
+
+
 def _ratio_ci(failed: Sequence[float], succeeded: Sequence[float]) -> tuple[float, float] | None:
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    a, b = np.asarray(failed, dtype=float), np.asarray(succeeded, dtype=float)
-    ia = rng.integers(0, len(a), size=(BOOTSTRAP_RESAMPLES, len(a)))
-    ib = rng.integers(0, len(b), size=(BOOTSTRAP_RESAMPLES, len(b)))
-    ma, mb = np.median(a[ia], axis=1), np.median(b[ib], axis=1)
+    ma = bootstrap_medians(failed, BOOTSTRAP_RESAMPLES, rng)
+    mb = bootstrap_medians(succeeded, BOOTSTRAP_RESAMPLES, rng)
     ok = mb > 0
     if ok.sum() < BOOTSTRAP_RESAMPLES // 2:
         return None
@@ -163,4 +181,4 @@ def best(rows: Sequence[Mapping[str, Any]], min_n: int) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["MIN_GROUP", "best", "dependability", "frontier", "spending"]
+__all__ = ["MIN_GROUP", "best", "bootstrap_medians", "dependability", "frontier", "spending"]

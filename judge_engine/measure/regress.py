@@ -71,21 +71,40 @@ def chi2_sf(x: float, dof: int) -> float:
     return min(1.0, math.exp(-z + a * math.log(z) - gln) * h)
 
 
+def _codes(
+    rows: Sequence[Mapping[str, Any]], factors: Sequence[str]
+) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Each factor's levels (sorted) and every row's level as an index into them (read
+    once, used by every fit)."""
+    out = {}
+    for factor in factors:
+        numbers: dict[str, int] = {}
+        index = np.fromiter(
+            (numbers.setdefault(str(r[factor]), len(numbers)) for r in rows),
+            dtype=np.int64, count=len(rows),
+        )  # fmt: skip
+        names = sorted(numbers)
+        order = np.array([names.index(name) for name in numbers], dtype=np.int64)
+        out[factor] = (names, order[index] if len(index) else index)
+    return out
+
+
 def _design(
-    rows: Sequence[Mapping[str, Any]], factors: Sequence[str], reference: Mapping[str, str]
+    codes: Mapping[str, tuple[list[str], np.ndarray]],
+    factors: Sequence[str],
+    reference: Mapping[str, str],
 ) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """The design matrix (an intercept, then a dummy per non-reference level) and the
     (factor, level) of each column."""
+    n = len(next(iter(codes.values()))[1]) if codes else 0
     columns: list[tuple[str, str]] = [("", "intercept")]
-    blocks = [np.ones((len(rows), 1))]
+    blocks = [np.ones((n, 1))]
     for factor in factors:
-        values = np.array([str(r[factor]) for r in rows], dtype=object)
-        levels = sorted(set(values.tolist()) - {reference[factor]})
-        columns += [(factor, level) for level in levels]
-        if levels:
-            blocks.append(
-                (values[:, None] == np.array(levels, dtype=object)[None, :]).astype(float)
-            )
+        levels, index = codes[factor]
+        kept = [j for j, level in enumerate(levels) if level != reference[factor]]
+        columns += [(factor, levels[j]) for j in kept]
+        if kept:
+            blocks.append((index[:, None] == np.array(kept)[None, :]).astype(float))
     return np.hstack(blocks), columns
 
 
@@ -112,11 +131,11 @@ def _fit(matrix: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, flo
     return beta, residual, r2
 
 
-def _r2(rows: Sequence[Mapping[str, Any]], factors: Sequence[str],
+def _r2(codes: Mapping[str, tuple[list[str], np.ndarray]], factors: Sequence[str],
         reference: Mapping[str, str], y: np.ndarray) -> float:  # fmt: skip
     if not factors:
         return 0.0
-    matrix, _ = _design(rows, factors, reference)
+    matrix, _ = _design(codes, factors, reference)
     keep = _independent(matrix)
     return _fit(matrix[:, keep], y)[2]
 
@@ -133,7 +152,8 @@ def regression(
         f: sorted(Counter(str(r[f]) for r in rows).items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
         for f in factors
     }
-    matrix, columns = _design(rows, factors, reference)
+    codes = _codes(rows, factors)
+    matrix, columns = _design(codes, factors, reference)
     keep = _independent(matrix)
     warnings: list[str] = []
     dropped = [columns[i] for i in range(len(columns)) if i not in keep]
@@ -172,7 +192,7 @@ def regression(
         )
     # Each factor's share: drop-one change, Shapley (LMG) over every order, Wald test.
     subsets = {
-        combo: _r2(rows, list(combo), reference, y)
+        combo: _r2(codes, list(combo), reference, y)
         for size in range(len(factors) + 1)
         for combo in itertools.combinations(factors, size)
     }
