@@ -57,6 +57,7 @@ async def run_demo(out: Path, *, quiet: bool = False, batch: bool = False) -> in
             f"already done, {second.score_rows} score rows"
         )
         _html(out)
+        _measured(out)
         stats = simulator.stats()
         print(
             f"\nthe simulator counted {stats['requests']} requests in all "
@@ -104,6 +105,19 @@ async def _batch_demo(config: Config, simulator: Simulator, out: Path) -> int:
         f"and answered {stats['requests']} live requests"
     )
     return 0 if second.status == "done" else 1
+
+
+def _measured(out: Path) -> None:
+    """The judge's rates corrected for its error, from the labels the samples carry and
+    the small labels file shipped beside them."""
+    from .measure import read_labels
+    from .measure.render import corrected_by_benchmark
+    from .report import build
+
+    labels = SAMPLES / "labels.csv"
+    report = build(out, labels=read_labels(labels), min_n=3)
+    print(f"\nThe judge measured against labels (judge-engine report {out} --labels {labels}):\n")
+    print("\n".join(corrected_by_benchmark(report["measured"])))
 
 
 def _html(out: Path) -> None:

@@ -20,7 +20,9 @@ labelled set, by a named method, or no figure and the reason.
   own part from the Wilson interval of p mapped through the correction (so a cell of a
   few sessions keeps Wilson's honest width and asymmetry), the labels' part added in
   quadrature: lower = theta - sqrt(((p - L)/J)^2 + z^2 V_labels), upper likewise; for
-  many sessions this is the delta method's interval.
+  many sessions this is the delta method's interval. No half-width is narrower than
+  the one knowing every session's truth would give (z sqrt(theta~(1-theta~)/N), theta~
+  Agresti-Coull adjusted): the covariances cannot take away more than the judge's noise.
   Where q0 + q1 - 1 < 0.2 the judge is little better than a coin: no figure.
 - `ppi_mean`: prediction-powered inference with power tuning (PPI++, Angelopoulos,
   Duchi and Zrnic 2023) for a mean, when the labelled sessions are a random sample of
@@ -159,6 +161,7 @@ def rogan_gladen_mix(strata: Sequence[Stratum], accuracies: Mapping[str, Accurac
     value = 0.0
     sampling = 0.0  # the verdicts' own variance, symmetric (for `combine`)
     down2 = up2 = 0.0  # the same, from each stratum's Wilson interval (MOVER)
+    oracle = 0.0  # the variance were every session's truth known (a floor)
     variance = 0.0  # the label terms and the covariances
     d_q0: dict[str, float] = {}
     d_q1: dict[str, float] = {}
@@ -172,6 +175,8 @@ def rogan_gladen_mix(strata: Sequence[Stratum], accuracies: Mapping[str, Accurac
         theta = (p + q0 - 1) / youden
         value += stratum.weight * theta
         sampling += stratum.weight**2 * _binomial_variance(stratum.successes, stratum.n) / youden**2
+        known = (min(1.0, max(0.0, theta)) * stratum.n + 2) / (stratum.n + 4)
+        oracle += stratum.weight**2 * known * (1 - known) / stratum.n
         low, high = wilson(stratum.successes, stratum.n) or (p, p)
         down2 += (stratum.weight * (p - low) / youden) ** 2
         up2 += (stratum.weight * (high - p) / youden) ** 2
@@ -193,8 +198,11 @@ def rogan_gladen_mix(strata: Sequence[Stratum], accuracies: Mapping[str, Accurac
         cov1 = stratum.labelled_passed * q1 * (1 - q1) / (stratum.n * accuracy.m1)
         cov0 = -stratum.labelled_failed * q0 * (1 - q0) / (stratum.n * accuracy.m0)
         variance += 2 * d_p * (d_q1[stratum.group] * cov1 + d_q0[stratum.group] * cov0)
-    lower = value - math.sqrt(max(0.0, down2 + Z95**2 * variance))
-    upper = value + math.sqrt(max(0.0, up2 + Z95**2 * variance))
+    # The covariances can take away no more than the judge's noise: no estimate from
+    # these sessions is surer than knowing every one's truth (Agresti-Coull adjusted).
+    floor = Z95**2 * oracle
+    lower = value - math.sqrt(max(floor, down2 + Z95**2 * variance))
+    upper = value + math.sqrt(max(floor, up2 + Z95**2 * variance))
     return Corrected(
         _clip(value), (_clip(lower), _clip(upper)), method, labels,
         variance=max(0.0, sampling + variance),

@@ -88,7 +88,10 @@ def _judges(measured: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _correction(measured: Mapping[str, Any]) -> list[str]:
+def corrected_by_benchmark(measured: Mapping[str, Any]) -> list[str]:
+    """The corrected-success section's head: where the labels came from, the method,
+    and per benchmark the judge's rate beside the corrected one (or, without labels,
+    how to get some)."""
     labels = measured["labels"]
     if not labels["n"]:
         return [
@@ -135,6 +138,13 @@ def _correction(measured: Mapping[str, Any]) -> list[str]:
     lines += ["", *(f"¹ {name}: {why}  " for name, why in reasons.items())]
     if overall.get("corrected_reason") and "all" not in reasons:
         lines.append(f"¹ all: {overall['corrected_reason']}  ")
+    return lines
+
+
+def _correction(measured: Mapping[str, Any]) -> list[str]:
+    lines = corrected_by_benchmark(measured)
+    if not measured["labels"]["n"]:
+        return lines
     lines += [
         "",
         "| harness | agent model | benchmarks | n | pooled | pooled, corrected | balanced "
@@ -302,4 +312,4 @@ def to_markdown(measured: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["METHOD_WORDS", "to_markdown"]
+__all__ = ["METHOD_WORDS", "corrected_by_benchmark", "to_markdown"]
