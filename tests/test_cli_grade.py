@@ -191,6 +191,17 @@ def test_demo_grades_the_samples_and_resumes_with_no_request(
     report = tmp_path / "demo" / "report.html"
     assert f"HTML report: {report}" in printed
     assert b'id="browser"' in report.read_bytes()
+    # the demo shows the judge measured against the labels it ships, as the README does
+    assert "## Corrected success (rogan-gladen)" in printed
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("````markdown\n## The judges against the labels")
+    block = readme[start : readme.index("````\n", start + 10)].splitlines()[1:]
+    labels = Path(__file__).resolve().parent.parent / "judge_engine" / "samples" / "labels.csv"
+    assert main(["report", str(tmp_path / "demo"), "--labels", str(labels), "--min-n", "3"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    for line in block:
+        if line != "| ... |":
+            assert line in shown, line
 
 
 def test_sim_command_serves_on_loopback() -> None:

@@ -174,8 +174,8 @@ def _budget(corrector: _Corrector, name: str, items: Sequence[Row]) -> dict[str,
             "benchmark": name,
             "truly_passed": max(0, MIN_CLASS - own.m1),
             "truly_failed": max(0, MIN_CLASS - own.m0),
-            "note": f"first {MIN_CLASS} labelled sessions of each class, to measure this "
-            "benchmark's own judge error",
+            "note": f"to reach {MIN_CLASS} of each class, so that this benchmark's own judge "
+            "error can be measured (until then it takes every benchmark's)",
         }
     need = label_budget(sum(r.success for r in items), len(items), own)
     if need is None:

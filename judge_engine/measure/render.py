@@ -15,7 +15,9 @@ from typing import Any
 METHOD_WORDS = {
     "rogan-gladen": "Rogan-Gladen: (judge rate + specificity - 1) / (sensitivity + "
     "specificity - 1), the judge's error measured on the labelled sessions; the interval "
-    "by the delta method, carrying the uncertainty of the graded and the labelled sessions",
+    "by the delta method (Wilson's interval of the judge rate mapped through the "
+    "correction, the labels' uncertainty added), carrying the uncertainty of the graded "
+    "and the labelled sessions",
     "ppi++": "PPI++: the power-tuned prediction-powered mean over the labelled sessions (a "
     "random sample of the graded ones) and the judge's verdicts on the others; its normal "
     "interval carries both samples' uncertainty",
