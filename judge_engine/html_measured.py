@@ -230,8 +230,8 @@ def _judges(measured: Mapping[str, Any]) -> str:
         if j["disagree"]
     )
     return (
-        "<h3>The judges against the labels</h3><p>Sensitivity (●): the judge passes what the "
-        "labels pass; specificity (●, second row): it fails what they fail; Wilson 95% "
+        "<h3>The judges against the labels</h3><p>Sensitivity (blue): the judge passes what "
+        "the labels pass; specificity (orange): it fails what they fail; Wilson 95% "
         "intervals, kappa's by bootstrap. Confusion: rows the label, columns the judge "
         "(fail, pass).</p>"
         + _intervals_svg(chart_rows, label="sensitivity and specificity per judge")
@@ -329,7 +329,7 @@ def _correction(measured: Mapping[str, Any]) -> str:
             if labels["conflicts"]
             else ""
         )
-        + f". {_e(METHOD_WORDS.get(method, method))}. Grey: the judge's rate; blue: "
+        + f". {_e(METHOD_WORDS.get(method, method))}. Blue: the judge's rate; orange: "
         "corrected.</p>"
         + chart
         + _table(

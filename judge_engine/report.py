@@ -301,7 +301,7 @@ def build(
             merge(data.carried(), labels),
             method=method,
             min_n=min_n,
-            slots=available if slot is None else [slot],
+            slots=available,
             counted="majority" if slot is None else "",
         ),
     }

@@ -332,3 +332,49 @@ def test_the_layout_a_person_reads(varied: Path, browser: Any, tmp_path: Path, w
         page.screenshot(path=str(DOCS / "report-success.png"))
     assert errors == []
     page.close()
+
+
+def test_the_measured_tab_and_the_judge_vs_label_filter(
+    graded: Path, browser: Any, tmp_path: Path
+) -> None:
+    """With labels, the Measured tab shows the judges against them, corrected success,
+    the regression, dependability, cost, spending and best per benchmark, each chart
+    drawn with its labels inside it; the session browser's filter "judge vs label
+    disagree" lists exactly the labelled sessions some judge got wrong."""
+    truth = {f"s{i:03d}": int(i % 3 > 0) for i in range(40)}
+    truth["s000"] = 1  # the file says otherwise than the row: the file wins
+    labels = tmp_path / "labels.csv"
+    chosen = sorted(truth)[::2]
+    labels.write_text("session_id,label\n" + "".join(f"{s},{truth[s]}\n" for s in chosen))
+    report = tmp_path / "report.html"
+    assert main(["report", str(graded), "--labels", str(labels), "--html", str(report)]) == 0
+    page, errors, requests = _open(browser, report)
+    _tab(page, "measured")
+    section = page.locator("section#measured")
+    for heading in ("The judges against the labels", "Corrected success (rogan-gladen)",
+                    "Which factor explains success", "Dependability", "Cost against quality",
+                    "How failed runs spend", "Best per benchmark"):  # fmt: skip
+        assert section.locator("h3", has_text=heading).count() == 1, heading
+    charts = section.locator("svg.chart")
+    assert charts.count() >= 5
+    for index in range(charts.count()):
+        chart = charts.nth(index).bounding_box()
+        assert chart is not None and chart["width"] > 100 and chart["height"] > 30
+        # every text, as drawn (rotations included), inside its chart
+        outside = charts.nth(index).evaluate(
+            """svg => { const box = svg.getBoundingClientRect();
+                return [...svg.querySelectorAll("text")].map(t => t.getBoundingClientRect())
+                  .filter(r => r.left < box.left - 1 || r.right > box.right + 1
+                               || r.top < box.top - 1 || r.bottom > box.bottom + 1).length; }"""
+        )
+        assert outside == 0, index
+    page.screenshot(path=str(DOCS / "report-measured.png"), full_page=False)
+    _tab(page, "sessions")
+    page.check("#f-label")
+    records = [r for r in read_jsonl(graded / "journal.jsonl") if r["status"] == "ok"]
+    # the rows carry their own success too: every session is labelled, half by the file
+    wrong = {r["session_id"] for r in records if r["success"] != truth[r["session_id"]]}
+    assert wrong and set(_rows(page)) == wrong
+    assert errors == []
+    assert all(url.startswith("file://") for url in requests), requests
+    page.close()
