@@ -62,6 +62,8 @@ class Verdicts:
     groups: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Labels the source carried, by session.
     labels: dict[str, int] = field(default_factory=dict)
+    #: session -> judge -> the failure mode it named (first sample; failures only).
+    modes: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def load(out_dir: Path, *, all_judges: bool = False) -> Verdicts:
@@ -89,6 +91,8 @@ def load(out_dir: Path, *, all_judges: bool = False) -> Verdicts:
             data.first.setdefault(session, {}).setdefault(
                 record.judge, (success, record.confidence)
             )
+            if success == 0 and record.failure_mode:
+                data.modes.setdefault(session, {}).setdefault(record.judge, record.failure_mode)
     data.judges = view.judge_order(seen)
     for (session, judge), by_sample in samples.items():
         data.samples.setdefault(session, {})[judge] = [by_sample[k] for k in sorted(by_sample)]
@@ -271,14 +275,18 @@ def agree(
     labels = dict(data.labels)
     carried = "the source rows (their success/label/resolved/passed field)"
     source = carried if labels else None
+    label_modes: dict[str, str] = {}
     if labels_file is not None:
-        given = read_labels(labels_file).by_session
+        read = read_labels(labels_file)
+        given = read.by_session
         labels.update(given)  # the file wins where both say
+        label_modes = {s: m for s, m in read.failure_mode.items() if given.get(s) == 0}
         source = f"{labels_file}" if source is None else f"{labels_file}, then {carried}"
     sessions = list(data.first)
     result = analyse(data, sessions, labels)
     result["ci_method"] = CI_METHOD
     result["repeats"] = repeats(data)
+    result["failure_modes"] = mode_agreement(data, label_modes)
     if "labels" in result:
         result["labels"]["source"] = source
     else:
@@ -296,6 +304,45 @@ def agree(
                 section["labels"]["source"] = source
         result["by"] = {by: sections}
     return result
+
+
+def _mode_pairs(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Cohen's kappa over (first, second) failure modes with its bootstrap interval and
+    the confusion table (first's mode -> second's mode -> count)."""
+    confusion: dict[str, dict[str, int]] = {}
+    for a, b in pairs:
+        row = confusion.setdefault(a, {})
+        row[b] = row.get(b, 0) + 1
+    kappa = cohen_kappa(pairs) if pairs else None
+    ci = bootstrap_ci(list(pairs), kappa_counts) if pairs and kappa is not None else None
+    return {
+        "n": len(pairs),
+        "agree": _round(sum(1 for a, b in pairs if a == b) / len(pairs)) if pairs else None,
+        "kappa": _round(kappa),
+        "ci": _interval(ci),
+        "confusion": confusion,
+        **({"small": True} if len(pairs) < SMALL_CELL else {}),
+    }
+
+
+def mode_agreement(data: Verdicts, label_modes: Mapping[str, str]) -> dict[str, Any]:
+    """How far the judges agree on why a session failed: per pair of judges, over the
+    sessions both failed and both named a mode; and per judge against the labels'
+    `failure_mode`, over the labelled failures the judge also failed."""
+    pairs = []
+    for a, b in combinations(data.judges, 2):
+        both = [(modes[a], modes[b]) for modes in data.modes.values() if a in modes and b in modes]
+        pairs.append({"a": a, "b": b, **_mode_pairs(both)})
+    vs_labels = []
+    for judge in data.judges:
+        scored = [
+            (data.modes[s][judge], mode)
+            for s, mode in label_modes.items()
+            if judge in data.modes.get(s, {})
+        ]
+        if scored:
+            vs_labels.append({"judge": judge, **_mode_pairs(scored)})
+    return {"pairs": pairs, "vs_labels": vs_labels}
 
 
 # --- text ------------------------------------------------------------------------------
@@ -323,6 +370,24 @@ def render(result: Mapping[str, Any]) -> str:
                 f"{_f(r['self_agreement']):>12}{_f(r['flip_rate']):>11}"
                 f"{_f(r['self_fleiss_kappa']):>8}"
             )
+    modes = result.get("failure_modes") or {}
+    rated = [p for p in modes.get("pairs", []) if p["n"]] + modes.get("vs_labels", [])
+    if rated:
+        lines.append("\nfailure modes: agreement over the sessions both failed and named a mode")
+        lines.append(f"  {'pair (first ~ second)':<50}{'n':>5}{'agree':>8}{'kappa':>8}  95% CI")
+        for pair in rated:
+            name = f"{pair['a']} ~ {pair['b']}" if "a" in pair else f"{pair['judge']} ~ labels"
+            lines.append(
+                f"  {name:<50}{pair['n']:>5}{_f(pair['agree']):>8}{_f(pair['kappa']):>8}  "
+                f"{_ci(pair['ci'])}{_small(pair)}"
+            )
+            top = sorted(
+                ((a, b, n) for a, row in pair["confusion"].items() for b, n in row.items()
+                 if a != b), key=lambda t: -t[2],
+            )[:3]  # fmt: skip
+            if top:
+                shown = "; ".join(f"{a} ~ {b}: {n}" for a, b, n in top)
+                lines.append(f"  {'':<4}most often read differently: {shown}")
     for by, groups in (result.get("by") or {}).items():
         for name, section in groups.items():
             lines.append("\n" + _render_section(section, f"{by} = {name}"))

@@ -266,9 +266,11 @@ class Asker:
                         )  # fmt: skip
                     if len(done.content) > PARSE_IN_THREAD:
                         # Large replies are parsed off the event loop (Ctrl-C works).
-                        verdict = await anyio.to_thread.run_sync(parse_verdict, done.content)
+                        verdict = await anyio.to_thread.run_sync(
+                            parse_verdict, done.content, None, job.rubric.form
+                        )
                     else:
-                        verdict = parse_verdict(done.content)
+                        verdict = parse_verdict(done.content, None, job.rubric.form)
                 finally:
                     self.parse_cpu += time.thread_time() - cpu
                 self._failures[judge] = 0
@@ -278,6 +280,10 @@ class Asker:
                     success=verdict.success,
                     confidence=verdict.confidence,
                     reasoning=verdict.reasoning,
+                    failure_mode=verdict.failure_mode,
+                    failure_step=verdict.failure_step,
+                    failure_note=verdict.failure_note or None,
+                    criteria=dict(verdict.criteria) if verdict.criteria else None,
                     thinking=done.reasoning[:THINKING_CHARS] if done.reasoning else None,
                     usage=usage,
                     latency_ms=round(reply.latency_ms, 1),

@@ -642,6 +642,8 @@ class _Run:
         return replace(
             record,
             reasoning=secrets.scrub_optional(record.reasoning),
+            failure_note=secrets.scrub_optional(record.failure_note),
+            thinking=secrets.scrub_optional(record.thinking),
             raw=secrets.scrub_optional(record.raw),
             error=secrets.scrub_optional(record.error),
         )

@@ -144,6 +144,9 @@ def _sessions(
             "confidence": record.confidence,
             "reasoning": record.reasoning or "",
             "error": record.error or "",
+            "mode": record.failure_mode if record.status == "ok" else None,
+            "step": record.failure_step,
+            "note": record.failure_note or "",
         }
     order = {slot: index for index, slot in enumerate(slots)}
     for entry in by_session.values():
@@ -442,6 +445,7 @@ def _browser_section() -> str:
   <label><input type="checkbox" id="f-failed"> failed</label>
   <label><input type="checkbox" id="f-skipped"> skipped</label>
   <label><input type="checkbox" id="f-label"> judge vs label disagree</label>
+  <label><input type="checkbox" id="f-modes"> judges disagree on the mode</label>
   <span id="count" aria-live="polite"></span>
 </div>
 <div class="wrap"><table id="browser"><thead></thead><tbody></tbody></table></div>

@@ -561,6 +561,46 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def _modes(measured: Mapping[str, Any]) -> str:
+    modes = measured.get("failure_modes")
+    if not modes or not modes["n_failed"]:
+        return ""
+    chart = _intervals_svg(
+        [
+            (code, [(e["share"], e["ci"], f"{code}: {e['count']} of {modes['n_failed']}")])
+            for code, e in modes["overall"].items()
+        ],
+        label="the failure modes' shares of the failed sessions",
+    )
+    rows = [
+        [_e(code), f"{e['count']:,}", _figure({"value": e["share"], "ci": e["ci"]})]
+        for code, e in modes["overall"].items()
+    ]
+    by = [
+        [
+            _e(entry["factor"]), _e(entry["level"]), f"{entry['n_failed']:,}{_small(entry)}",
+            _e(", ".join(f"{code} {e['share']:.0%}" for code, e in
+                         list(entry["modes"].items())[:3])),
+        ]
+        for entry in modes["by"]
+    ]  # fmt: skip
+    spend = [
+        [_e(e["mode"]), f"{e['n']:,}", f"{e['median_tokens']:,.0f}",
+         "-" if e["ratio"] is None else f"{e['ratio']:.2f}×"]
+        for e in modes["spend"]
+    ]  # fmt: skip
+    return (
+        f"<h3>Why sessions failed</h3><p>{modes['n_failed']:,} failed sessions; the mode "
+        "each counted verdict named, with Wilson 95% intervals (the Sessions tab filters "
+        "by mode).</p>"
+        + chart
+        + _table(["mode", "count", "share"], rows)
+        + _table(["factor", "level", "failed", "top modes"], by)
+        + (_table(["mode", "sessions", "median tokens", "against every failed"], spend)
+           if spend else "")
+    )  # fmt: skip
+
+
 def _canaries(report: Mapping[str, Any] | None) -> str:
     if not report:
         return ""
@@ -596,6 +636,7 @@ def section(measured: Mapping[str, Any] | None, canaries: Mapping[str, Any] | No
         '<section id="measured" class="tab"><h2>Measured</h2>'
         + _judges(measured)
         + _correction(measured)
+        + _modes(measured)
         + _regression(measured)
         + _findings(measured)
         + _canaries(canaries)

@@ -69,6 +69,14 @@ class Record:
     success: int | None = None
     confidence: str | None = None
     reasoning: str | None = None
+    #: The failure mode the judge named (a code of the rubric's taxonomy; "none" for a
+    #: success; None: not asked, or not said), the message where the session first went
+    #: wrong, and the judge's one-sentence note.
+    failure_mode: str | None = None
+    failure_step: int | None = None
+    failure_note: str | None = None
+    #: The rubric's other criteria: name -> value (`taxonomy.Criterion`).
+    criteria: dict[str, int] | None = None
     #: A reasoning model's own thinking before its verdict (reasoning_content, a
     #: `<think>` block, Anthropic's thinking), kept apart and never read as the verdict.
     thinking: str | None = None

@@ -54,6 +54,9 @@ class _Session:
     votes: Mapping[str, int | None] = field(default_factory=dict)
     #: The agent's LLM calls, where the journal kept them.
     calls: int | None = None
+    #: Every judge slot's failure mode, and the counted verdict's.
+    modes: Mapping[str, str | None] = field(default_factory=dict)
+    mode: str | None = None
 
 
 @dataclass
@@ -82,6 +85,7 @@ class _Journal:
 
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     votes: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    modes: dict[str, dict[str, str | None]] = field(default_factory=dict)
     slots: dict[str, None] = field(default_factory=dict)
     judged: dict[str, Counter[str]] = field(default_factory=dict)
 
@@ -128,6 +132,11 @@ class _Journal:
             if votes is None:
                 votes = votes_of[session] = {}
             votes[slot] = int(success) if ok else None
+            mode = get("failure_mode")
+            modes = data.modes.get(session)
+            if modes is None:
+                modes = data.modes[session] = {}
+            modes[slot] = mode if ok and isinstance(mode, str) else None
             judges[(session, slot)] = record["judge"] if ok else None
         for (_, slot), judge in judges.items():
             data.slots[slot] = None
@@ -154,6 +163,12 @@ def _sessions(data: _Journal, slot: str | None, prices: PriceTable) -> list[_Ses
             success = majority([v for v in by_slot.values() if v is not None])
         if success is None:
             continue
+        modes = data.modes.get(session, {})
+        if slot is not None:
+            mode = modes.get(slot)
+        else:  # the most common mode among the judges that gave the majority verdict
+            named = [modes.get(s) for s, v in by_slot.items() if v == success and modes.get(s)]
+            mode = Counter(named).most_common(1)[0][0] if named else None
         fact = data.facts[session]
         usage: Mapping[str, int] = fact["usage"] or {}
         tokens = usage.get("total_tokens")
@@ -173,6 +188,8 @@ def _sessions(data: _Journal, slot: str | None, prices: PriceTable) -> list[_Ses
                 session,
                 by_slot,
                 fact["calls"],
+                modes,
+                mode,
             )
         )
     return out
@@ -295,6 +312,8 @@ def build(
                     s.tokens,
                     s.calls,
                     s.cost,
+                    s.mode,
+                    s.modes,
                 )
                 for s in sessions
             ],

@@ -5,8 +5,16 @@ In: a folder of TOML files, one per benchmark family (`swebench.toml`...) plus
 built-in ones by name. Out: a `RubricSet` that picks a `Rubric` for a session's
 benchmark by name or alias.
 
-A rubric's version is a hash of its file's bytes. It travels with every request and
-is part of every journal key, so editing one rubric re-grades only its sessions.
+A rubric's version is a hash of its file's bytes and of the reply form it asks for
+(its failure modes, the default taxonomy's included, and its criteria:
+`taxonomy.Form`). It travels with every request and is part of every journal key, so
+editing one rubric re-grades only its sessions, and a change of the taxonomy re-grades
+what it changes.
+
+Beyond the text fields, a rubric may hold `[failure_modes]` (codes added to or
+redefining the default taxonomy, each with its one-line definition) and `[[criteria]]`
+(each `name`, `kind` "pass_fail" or "scale_1_5", and `definition`): more criteria the
+judge answers in the same reply, each its own score column.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .files import UnsafePath, read_small
+from .taxonomy import CRITERION_KINDS, NONE, Criterion, Form, form_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,8 +35,16 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 DEFAULT = "default"
-_FIELDS = ("title", "aliases", "tests", "rule", "evidence", "reliability")
+_FIELDS = (
+    "title", "aliases", "tests", "rule", "evidence", "reliability", "failure_modes", "criteria",
+)  # fmt: skip
+#: A failure mode's or a criterion's name: what a score column may be called.
+_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _TEXT_FIELDS = ("title", "tests", "rule", "evidence", "reliability")
+
+
+#: The reply form of a rubric that adds nothing to the default taxonomy.
+DEFAULT_FORM = form_of()
 
 
 class RubricError(Exception):
@@ -47,9 +64,11 @@ class Rubric:
     evidence: str
     #: How reliable a verdict from the trace alone is for this benchmark.
     reliability: str
-    #: sha256 of the file's bytes, first 12 hex digits.
+    #: sha256 of the file's bytes and its reply form, first 12 hex digits.
     version: str
     path: str
+    #: The reply's failure modes and criteria (`taxonomy.Form`).
+    form: Form = DEFAULT_FORM
 
 
 def normalize(name: str) -> str:
@@ -87,6 +106,7 @@ def load_rubric(path: Path) -> Rubric:
     name = table.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise RubricError(f"rubric {path}: name must be a string")
+    form = form_of(_modes(path, table.get("failure_modes", {})), _criteria(path, table))
     return Rubric(
         name=name,
         title=table["title"].strip(),
@@ -95,9 +115,49 @@ def load_rubric(path: Path) -> Rubric:
         rule=table["rule"].strip(),
         evidence=table["evidence"].strip(),
         reliability=table["reliability"].strip(),
-        version=hashlib.sha256(data).hexdigest()[:12],
+        version=hashlib.sha256(data + b"\x00" + form.text().encode()).hexdigest()[:12],
         path=str(path),
+        form=form,
     )
+
+
+def _modes(path: Path, table: object) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise RubricError(f"rubric {path}: failure_modes must be a table of code = definition")
+    for code, definition in table.items():
+        if not _CODE.match(code) or code == NONE:
+            raise RubricError(
+                f"rubric {path}: failure mode {code!r} must be a lower-case code (letters, "
+                f"digits, _), not {NONE!r}"
+            )
+        if not isinstance(definition, str) or not definition.strip():
+            raise RubricError(f"rubric {path}: failure mode {code} needs a definition")
+    return {code: " ".join(definition.split()) for code, definition in table.items()}
+
+
+def _criteria(path: Path, table: dict[str, object]) -> list[Criterion]:
+    items = table.get("criteria", [])
+    if not isinstance(items, list):
+        raise RubricError(f"rubric {path}: criteria must be an array of tables ([[criteria]])")
+    out: list[Criterion] = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) != {"name", "kind", "definition"}:
+            raise RubricError(
+                f"rubric {path}: each criterion needs exactly name, kind and definition"
+            )
+        name, kind, definition = item["name"], item["kind"], item["definition"]
+        if not isinstance(name, str) or not _CODE.match(name) or name == "task_success":
+            raise RubricError(f"rubric {path}: criterion name {name!r} must be a lower-case code")
+        if kind not in CRITERION_KINDS:
+            raise RubricError(
+                f"rubric {path}: criterion {name}: kind must be one of {', '.join(CRITERION_KINDS)}"
+            )
+        if not isinstance(definition, str) or not definition.strip():
+            raise RubricError(f"rubric {path}: criterion {name} needs a definition")
+        if any(c.name == name for c in out):
+            raise RubricError(f"rubric {path}: criterion {name} is declared twice")
+        out.append(Criterion(name, kind, " ".join(definition.split())))
+    return out
 
 
 class RubricSet:

@@ -175,10 +175,19 @@ def score_row(record: Record) -> dict[str, Any]:
         "session_id": record.session_id,
         "judge_slot": record.slot,
         "judge_model": record.judge,
-        "scores": {"task_success": record.success if record.status == OK else None},
+        "scores": {
+            "task_success": record.success if record.status == OK else None,
+            **{
+                f"criterion:{name}": value if record.status == OK else None
+                for name, value in (record.criteria or {}).items()
+            },
+        },
         "metadata": {
             "judge_confidence": record.confidence,
             "judge_reasoning": record.reasoning,
+            "failure_mode": record.failure_mode,
+            "failure_step": record.failure_step,
+            "failure_note": record.failure_note,
             "rubric": record.rubric,
             "rubric_version": record.rubric_version,
             "benchmark": record.benchmark,
@@ -273,6 +282,7 @@ def session_rows(
     view = open_results(out_dir, all_judges=all_judges)
     rows: dict[str, dict[str, Any]] = {}
     seen: list[str] = []
+    criteria: dict[str, None] = {}
     for record in view.latest(first_sample=True):
         session_id, slot = record.session_id, record.slot
         if slot not in seen:
@@ -294,20 +304,32 @@ def session_rows(
         row[f"{prefix}__judge_model"] = record.judge
         row[f"{prefix}__status"] = record.status
         row[f"{prefix}__error"] = record.error
+        row[f"{prefix}__failure_mode"] = record.failure_mode
+        row[f"{prefix}__failure_step"] = record.failure_step
+        row[f"{prefix}__failure_note"] = record.failure_note
+        for name, value in (record.criteria or {}).items():
+            criteria[name] = None
+            row[f"{prefix}__criterion:{name}"] = value if record.status == OK else None
     slots = view.slot_order(seen)
     columns = [
         "session_id", "benchmark", "harness", "agent_model", "agent_models", "task_success",
+        "failure_mode", *(f"criterion:{name}" for name in criteria),
     ]  # fmt: skip
     for slot in slots:
         prefix = column_name(slot)
         columns += [
             f"{prefix}__{c}"
-            for c in ("success", "confidence", "reasoning", "judge_model", "status", "error")
-        ]
+            for c in ("success", "confidence", "reasoning", "judge_model", "status", "error",
+                      "failure_mode", "failure_step", "failure_note")
+        ]  # fmt: skip
+        columns += [f"{prefix}__criterion:{name}" for name in criteria]
     first = column_name(slots[0]) if slots else None
     out = []
     for row in rows.values():
         row["task_success"] = row.get(f"{first}__success") if first else None
+        row["failure_mode"] = row.get(f"{first}__failure_mode") if first else None
+        for name in criteria:
+            row[f"criterion:{name}"] = row.get(f"{first}__criterion:{name}") if first else None
         out.append({c: row.get(c) for c in columns})
     return slots, out
 
@@ -374,8 +396,15 @@ def _schema(rows: list[dict[str, Any]]) -> Any:
     import pyarrow as pa
 
     names = list(rows[0]) if rows else ["session_id"]
-    verdicts = {n for n in names if n == "task_success" or n.endswith("__success")}
-    return pa.schema([pa.field(n, pa.int8() if n in verdicts else pa.string()) for n in names])
+
+    def kind(name: str) -> Any:
+        if name == "task_success" or name.endswith("__success") or "criterion:" in name:
+            return pa.int8()
+        if name.endswith("__failure_step"):
+            return pa.int32()
+        return pa.string()
+
+    return pa.schema([pa.field(n, kind(n)) for n in names])
 
 
 #: A spreadsheet runs a cell that starts with one of these as a formula.
@@ -394,7 +423,8 @@ def _braintrust_row(row: dict[str, Any], slots: list[str]) -> dict[str, Any]:
     """A merge-upsert onto the session's root span: every slot under its own score name
     (`task_success` is the first slot), so panel verdicts do not overwrite each other."""
     scores: dict[str, Any] = {"task_success": row["task_success"]}
-    metadata: dict[str, Any] = {}
+    scores.update((k, v) for k, v in row.items() if k.startswith("criterion:"))
+    metadata: dict[str, Any] = {"failure_mode": row.get("failure_mode")}
     for slot in slots:
         prefix = column_name(slot)
         scores[f"task_success_{prefix}"] = row.get(f"{prefix}__success")
@@ -403,6 +433,9 @@ def _braintrust_row(row: dict[str, Any], slots: list[str]) -> dict[str, Any]:
             "confidence": row.get(f"{prefix}__confidence"),
             "reasoning": row.get(f"{prefix}__reasoning"),
             "status": row.get(f"{prefix}__status"),
+            "failure_mode": row.get(f"{prefix}__failure_mode"),
+            "failure_step": row.get(f"{prefix}__failure_step"),
+            "failure_note": row.get(f"{prefix}__failure_note"),
         }
     return {
         "id": root_span_id(row["session_id"]),

@@ -2,7 +2,8 @@
 
 In: the JSON of a chat-completions reply and the model that was asked. Out: a
 `Completion` (content, finish reason, usage, served model) and from its content a
-`Verdict` (`success` 0/1, `confidence` low/medium/high, `reasoning`), or an error
+`Verdict` (`success` 0/1, `confidence` low/medium/high, `reasoning`; the failure mode,
+the step where it first went wrong and a note; the rubric's other criteria), or an error
 saying why not: `BadReply` for a reply that is not a usable completion, `Unparseable`
 for content that holds no valid verdict, `CutOff` for content cut at the token limit.
 
@@ -14,6 +15,13 @@ them is a valid verdict; otherwise it is unparseable, and asked again. Finding t
 objects is one linear pass (a million `{` cost what a million letters do); decoding
 them is orjson's, which refuses deep nesting instead of recursing. `success` may be
 0/1, a boolean or their string forms.
+
+The rubric's reply form (`taxonomy.Form`) is held strictly: `failure_mode` must be one
+of its codes (`none` exactly when `success` is 1), `failure_step` a message number (1
+or more) or null, and every criterion the rubric declares present with a value of its
+kind; an object that breaks any of these is no verdict, and the judge is asked again.
+A reply without `failure_mode` at all (a gateway that ignored the schema) is a verdict
+whose mode is unknown.
 """
 
 from __future__ import annotations
@@ -27,21 +35,45 @@ import orjson
 
 from .gateway.protocols import BadCompletion, Completion, decode
 from .models import normalize_model
+from .taxonomy import NONE, Form, form_of
 
 CONFIDENCES = ("low", "medium", "high")
 #: What moves the scan inside an object: braces, and the quotes that open strings.
 _STRUCTURE = re.compile(r'[{}"]')
-#: The JSON Schema of a verdict, for gateways that take structured output.
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
+#: Characters of a failure note kept.
+NOTE_CHARS = 400
+
+
+def schema_for(form: Form) -> dict[str, Any]:
+    """The JSON Schema of a verdict under a rubric's reply form, strict (every property
+    required, no other allowed), for gateways that take structured output."""
+    properties: dict[str, Any] = {
         "success": {"type": "integer", "enum": [0, 1]},
         "confidence": {"type": "string", "enum": list(CONFIDENCES)},
         "reasoning": {"type": "string"},
-    },
-    "required": ["success", "confidence", "reasoning"],
-    "additionalProperties": False,
-}
+        "failure_mode": {"type": "string", "enum": list(form.codes)},
+        "failure_step": {"type": ["integer", "null"]},
+        "failure_note": {"type": "string"},
+    }
+    if form.criteria:
+        properties["criteria"] = {
+            "type": "object",
+            "properties": {
+                c.name: {"type": "integer", "enum": list(c.values)} for c in form.criteria
+            },
+            "required": [c.name for c in form.criteria],
+            "additionalProperties": False,
+        }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+#: The schema of a rubric that adds nothing to the default taxonomy.
+SCHEMA = schema_for(form_of())
 #: Accepted spellings of success (False and True hash as 0 and 1, so they match too).
 _SUCCESS = {
     0: 0, 1: 1,
@@ -80,6 +112,13 @@ class Verdict:
     success: int
     confidence: str
     reasoning: str
+    #: One of the rubric's codes (`none` for a success); None: the reply did not say.
+    failure_mode: str | None = None
+    #: The message number where the session first went wrong (None: not said).
+    failure_step: int | None = None
+    failure_note: str = ""
+    #: The rubric's other criteria: name -> value.
+    criteria: Mapping[str, int] | None = None
 
 
 def completion(
@@ -109,9 +148,11 @@ def completion(
     return done
 
 
-def parse_verdict(text: str, finish_reason: str | None = None) -> Verdict:
+def parse_verdict(text: str, finish_reason: str | None = None, form: Form | None = None) -> Verdict:
     """The verdict in a judge's content: its one top-level JSON object that is a valid
-    verdict (see the module docstring)."""
+    verdict under the rubric's reply `form` (the default taxonomy when None; see the
+    module docstring)."""
+    form = form or DEFAULT_FORM
     if finish_reason == "length":
         raise CutOff("the reply was cut off at the token limit", text)
     if not text.strip():
@@ -125,7 +166,7 @@ def parse_verdict(text: str, finish_reason: str | None = None) -> Verdict:
         except orjson.JSONDecodeError:
             continue  # not JSON (prose in braces), or nested past orjson's depth limit
         if isinstance(value, dict):
-            verdict = _verdict(value)
+            verdict = _verdict(value, form)
             if verdict is not None:
                 found.append(verdict)
     if len(found) == 1:
@@ -187,7 +228,7 @@ def _string_end(text: str, opening: int) -> int:
             return close
 
 
-def _verdict(value: Mapping[str, Any]) -> Verdict | None:
+def _verdict(value: Mapping[str, Any], form: Form) -> Verdict | None:
     raw_success = value.get("success")
     if isinstance(raw_success, str):
         raw_success = raw_success.strip().lower()
@@ -204,4 +245,36 @@ def _verdict(value: Mapping[str, Any]) -> Verdict | None:
     if confidence not in CONFIDENCES:
         return None
     reasoning = value.get("reasoning", "")
-    return Verdict(success, confidence, reasoning if isinstance(reasoning, str) else str(reasoning))
+    reasoning = reasoning if isinstance(reasoning, str) else str(reasoning)
+    if "failure_mode" not in value:
+        return Verdict(success, confidence, reasoning)
+    mode = value["failure_mode"]
+    if not isinstance(mode, str) or mode.strip().lower() not in form.codes:
+        return None  # a code the rubric does not know: malformed, asked again
+    mode = mode.strip().lower()
+    if (mode == NONE) != (success == 1):
+        return None  # a success with a failure mode, or a failure without one
+    step = value.get("failure_step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 1):
+        return None
+    note = value.get("failure_note", "")
+    note = (note if isinstance(note, str) else "")[:NOTE_CHARS]
+    criteria: dict[str, int] | None = None
+    if form.criteria:
+        given = value.get("criteria")
+        if not isinstance(given, dict):
+            return None
+        criteria = {}
+        for criterion in form.criteria:
+            answer = given.get(criterion.name)
+            if isinstance(answer, bool):
+                answer = int(answer)
+            if not isinstance(answer, int) or answer not in criterion.values:
+                return None
+            criteria[criterion.name] = answer
+    return Verdict(
+        success, confidence, reasoning, mode, step if success == 0 else None, note, criteria
+    )
+
+
+DEFAULT_FORM = form_of()

@@ -285,3 +285,26 @@ def test_three_judges_with_two_verdicts_a_session_show_no_majority_figure(tmp_pa
     assert result["judges"] == ["A", "B", "C"]
     assert result["majority"]["only_where_judges_agree"] is True
     assert "sides with the majority" not in render(result)
+
+
+def test_failure_mode_kappa_on_a_worked_example() -> None:
+    """Two judges name modes on 10 sessions both failed: 4 x~x, 3 y~y, 2 x~y, 1 y~x.
+    Observed agreement 0.7; A says x 6 times, B 5: chance (6*5 + 4*5)/100 = 0.5; kappa
+    (0.7 - 0.5) / 0.5 = 0.4. Against labels, the labelled failures the judge failed."""
+    from judge_engine.agreement import Verdicts, mode_agreement
+
+    data = Verdicts(judges=["A", "B"])
+    plan = [("x", "x")] * 4 + [("y", "y")] * 3 + [("x", "y")] * 2 + [("y", "x")]
+    for i, (a, b) in enumerate(plan):
+        data.modes[f"s{i}"] = {"A": a, "B": b}
+    data.modes["only-a"] = {"A": "x"}  # B did not fail it: not a pair
+    labels = {f"s{i}": "x" for i in range(10)}
+    result = mode_agreement(data, labels)
+    (pair,) = result["pairs"]
+    assert (pair["a"], pair["b"], pair["n"], pair["agree"]) == ("A", "B", 10, 0.7)
+    assert pair["kappa"] == pytest.approx(0.4)
+    assert pair["confusion"] == {"x": {"x": 4, "y": 2}, "y": {"y": 3, "x": 1}}
+    assert pair["ci"] is not None and pair["ci"][0] <= 0.4 <= pair["ci"][1]
+    vs = {v["judge"]: v for v in result["vs_labels"]}
+    assert vs["A"]["n"] == 10 and vs["A"]["agree"] == 0.6
+    assert vs["A"]["kappa"] == 0.0  # the labels say x every time: no agreement beyond chance

@@ -283,10 +283,10 @@ async def test_a_strange_reply_fails_its_request_and_keeps_every_answered_verdic
 
     real = asking.parse_verdict
 
-    def flaky(text: str, finish_reason: str | None = None) -> Any:
+    def flaky(text: str, finish_reason: str | None = None, form: Any = None) -> Any:
         if "BOOM" in text:
             raise RuntimeError("a reply nobody expected")
-        return real(text, finish_reason)
+        return real(text, finish_reason, form)
 
     monkeypatch.setattr(asking, "parse_verdict", flaky)
     script = [ok(), ok(), ok(ZERO.replace("the tests fail", "BOOM"))]
@@ -400,3 +400,26 @@ async def test_the_runs_own_key_in_a_trace_never_reaches_the_judge(tmp_path: Pat
         await grade(_config(tmp_path, source, server.url), KEY)
     assert KEY not in server.bodies[0]["messages"][1]["content"]
     assert "[REDACTED:run-key]" in server.bodies[0]["messages"][1]["content"]
+
+
+async def test_a_failure_mode_the_rubric_lacks_is_asked_again(tmp_path: Path) -> None:
+    """Strict parsing: a verdict naming a code outside the rubric's taxonomy is
+    malformed, and the judge is asked again; the second, well-formed reply counts with
+    its mode, step and note."""
+    unknown = (
+        '{"success": 0, "confidence": "high", "reasoning": "r", "failure_mode": '
+        '"cosmic_rays", "failure_step": 2, "failure_note": "n"}'
+    )
+    good = (
+        '{"success": 0, "confidence": "high", "reasoning": "r", "failure_mode": '
+        '"step_repetition", "failure_step": 4, "failure_note": "ran the tests again and again"}'
+    )
+    async with ScriptedServer([ok(unknown), ok(good)]) as server:
+        config = _config(tmp_path, _source(tmp_path, 1), server.url, concurrency=1)
+        result, _ = await grade(config, KEY)
+    (record,) = _journal(tmp_path)
+    assert record["status"] == "ok" and record["attempts"] == 2
+    assert (record["failure_mode"], record["failure_step"], record["failure_note"]) == (
+        "step_repetition", 4, "ran the tests again and again",
+    )  # fmt: skip
+    assert result.status == "done"

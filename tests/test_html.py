@@ -378,3 +378,41 @@ def test_the_measured_tab_and_the_judge_vs_label_filter(
     assert errors == []
     assert all(url.startswith("file://") for url in requests), requests
     page.close()
+
+
+def test_failure_modes_on_cards_and_in_the_filters(
+    graded: Path, browser: Any, tmp_path: Path
+) -> None:
+    """Each failed verdict's card shows its mode, step and note; the table's failure-mode
+    column filters by mode (the first slot that named one); "judges disagree on the
+    mode" lists exactly the sessions two judges failed with different modes."""
+    report = tmp_path / "report.html"
+    assert main(["report", str(graded), "--html", str(report)]) == 0
+    page, errors, _ = _open(browser, report)
+    _tab(page, "measured")
+    assert page.locator("section#measured h3", has_text="Why sessions failed").count() == 1
+    _tab(page, "sessions")
+    records = [r for r in read_jsonl(graded / "journal.jsonl") if r["status"] == "ok"]
+    slots = ["gpt-4.1", "o3"]
+    named: dict[str, list[str]] = {}
+    for slot in slots:
+        for r in records:
+            if r["slot"] == slot and r["success"] == 0 and r.get("failure_mode"):
+                named.setdefault(r["session_id"], []).append(r["failure_mode"])
+    first = {s: modes[0] for s, modes in named.items()}
+    mode = max(set(first.values()), key=list(first.values()).count)
+    page.select_option("select[data-key=mode]", mode)
+    assert set(_rows(page)) == {s for s, m in first.items() if m == mode}
+    page.select_option("select[data-key=mode]", "")
+    page.check("#f-modes")
+    assert set(_rows(page)) == {s for s, modes in named.items() if len(set(modes)) > 1}
+    page.uncheck("#f-modes")
+    session = next(iter(sorted(first)))
+    page.locator(f"#browser tbody tr[data-id={session}]").click()
+    page.locator("#transcript", has_text="## Transcript").wait_for()
+    card = page.locator("#verdicts").text_content() or ""
+    failing = next(r for r in records if r["session_id"] == session and r["success"] == 0)
+    assert f"failure mode: {failing['failure_mode']}" in card
+    assert failing["failure_note"] in card
+    assert errors == []
+    page.close()

@@ -72,13 +72,21 @@ def test_body_is_an_openai_chat_request_with_the_rubric() -> None:
     # Structured output: the verdict's schema, strict (JSON mode where refused).
     assert body["response_format"]["type"] == "json_schema"
     schema = body["response_format"]["json_schema"]["schema"]
-    assert schema["required"] == ["success", "confidence", "reasoning"]
+    assert schema["required"] == [
+        "success", "confidence", "reasoning", "failure_mode", "failure_step", "failure_note",
+    ]  # fmt: skip
+    # the rubric's failure modes: the default taxonomy and the τ²-bench policy code
+    codes = schema["properties"]["failure_mode"]["enum"]
+    assert codes[0] == "none" and codes[-1] == "other" and "policy_violation" in codes
+    assert "step_repetition" in codes and "false_success_claim" in codes
     assert body["response_format"]["json_schema"]["strict"] is True
     system, user = body["messages"]
     assert system["role"] == "system" and user["role"] == "user"
     assert rubric.rule.splitlines()[0] in system["content"]
     assert f"version {rubric.version}" in system["content"]
     assert '"success": 0 or 1' in system["content"]
+    assert "- policy_violation: broke the shop's policy" in system["content"]
+    assert '"failure_mode": one of the codes above' in system["content"]
     assert "ambiguous or unverified" in system["content"]
     assert session.task in user["content"]
     assert (request.rubric, request.rubric_version) == ("tau2_retail", rubric.version)

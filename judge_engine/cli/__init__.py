@@ -100,8 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rest:
             # Sources may follow options too (`grade --judge m a.jsonl b.jsonl`), which
             # argparse leaves over once the positionals were taken.
+            trailing = getattr(_command(args.command), "TRAILING", None)
             if _takes_sources(args.command) and not any(item.startswith("-") for item in rest):
                 args.sources = [*getattr(args, "sources", []), *rest]
+            elif (
+                trailing
+                and len(rest) == 1
+                and not rest[0].startswith("-")
+                and getattr(args, trailing) is None
+            ):
+                # A positional after the options (`export OUT --to rows FILE`).
+                setattr(args, trailing, rest[0])
             else:
                 sub = _subparser(parser, args.command)
                 (sub or parser).error(
@@ -165,9 +174,12 @@ def _did_you_mean(rest: Sequence[str], sub: argparse.ArgumentParser | None) -> s
     return ""
 
 
+def _command(name: str | None) -> ModuleType | None:
+    return next((m for m in COMMANDS if name == m.NAME), None)
+
+
 def _takes_sources(name: str | None) -> bool:
-    command = next((m for m in COMMANDS if name == m.NAME), None)
-    return bool(getattr(command, "TAKES_SOURCES", False))
+    return bool(getattr(_command(name), "TAKES_SOURCES", False))
 
 
 def _closed_pipe() -> int:

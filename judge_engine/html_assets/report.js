@@ -23,6 +23,11 @@
     s.failed = vs.some((v) => v.status === "failed");
     s.skipped = vs.some((v) => v.status === "skipped");
     s.offLabel = s.label !== null && given.some((g) => g !== s.label);
+    // The mode of the first slot that named one; judges that failed it and named
+    // different modes disagree on the mode.
+    const named = vs.filter((v) => v.status === "ok" && v.success === 0 && v.mode).map((v) => v.mode);
+    s.mode = named.length ? named[0] : "";
+    s.modeDisagree = new Set(named).size > 1;
     s.haystack = (s.id + "\n" + s.task + "\n" + vs.map((v) => v.reasoning + " " + v.error).join("\n")).toLowerCase();
   }
 
@@ -41,6 +46,7 @@
     { key: "harness", title: "harness", get: (s) => s.harness, filter: true },
     { key: "model", title: "agent model", get: (s) => s.model, filter: true },
     { key: "label", title: "label", get: (s) => (s.label === null ? "" : String(s.label)), filter: true },
+    { key: "mode", title: "failure mode", get: (s) => s.mode, filter: true },
   ];
   for (const slot of slots) {
     columns.push({
@@ -94,7 +100,7 @@
   }
 
   function visible() {
-    const flags = ["disagree", "failed", "skipped", "offLabel"].filter((name) => state[name]);
+    const flags = ["disagree", "failed", "skipped", "offLabel", "modeDisagree"].filter((name) => state[name]);
     const words = state.search.toLowerCase().split(/\s+/).filter(Boolean);
     const chosen = columns.filter((c) => state.filters[c.key]);
     const rows = sessions.filter((s) => {
@@ -173,6 +179,11 @@
       card.dataset.slot = slot;
       card.appendChild(el("h4", slot + (byFallback(slot, v) ? " answered by the fallback " + v.judge : "")));
       card.appendChild(el("p", "verdict: " + verdictText(v), verdictClass(v)));
+      if (v.mode && v.mode !== "none") {
+        const where = v.step ? " (first at message " + v.step + ")" : "";
+        card.appendChild(el("p", "failure mode: " + v.mode + where, "mode"));
+        if (v.note) card.appendChild(el("p", v.note, "note"));
+      }
       if (v.reasoning) card.appendChild(el("p", v.reasoning, "reasoning"));
       if (v.error) card.appendChild(el("p", "error: " + v.error, "error"));
       box.appendChild(card);
@@ -220,7 +231,7 @@
 
   header();
   $("search").addEventListener("input", (e) => { state.search = e.target.value; state.page = 0; render(); });
-  for (const [id, name] of [["f-disagree", "disagree"], ["f-failed", "failed"], ["f-skipped", "skipped"], ["f-label", "offLabel"]]) {
+  for (const [id, name] of [["f-disagree", "disagree"], ["f-failed", "failed"], ["f-skipped", "skipped"], ["f-label", "offLabel"], ["f-modes", "modeDisagree"]]) {
     $(id).addEventListener("change", (e) => { state[name] = e.target.checked; state.page = 0; render(); });
   }
   $("prev").addEventListener("click", () => { state.page -= 1; render(); });

@@ -4,8 +4,8 @@ In: one `Row` per counted session (its counted verdict, every judge slot's verdi
 its benchmark, harness and agent model, the agent's tokens, LLM calls and cost), the
 merged `Labels`, the correction method asked for and `--min-n`. Out: one JSON-able dict
 with the keys `report --json` documents: `labels`, `judges`, `cells`, `benchmarks`,
-`configs`, `overall`, `regression`, `spending`, `best`, and `budget` (the labels each
-benchmark still needs).
+`configs`, `overall`, `regression`, `spending`, `best`, `failure_modes` (`modes`), and
+`budget` (the labels each benchmark still needs).
 
 One method corrects every table of a report (never mixed silently):
 
@@ -39,6 +39,7 @@ from .correct import (
 )
 from .findings import best, dependability, frontier, spending
 from .labels import Labels
+from .modes import failure_modes
 from .quality import Pair, judge_quality
 from .regress import regression
 
@@ -63,6 +64,10 @@ class Row:
     tokens: int | None = None
     calls: int | None = None
     cost: float | None = None
+    #: The failure mode the counted verdict came with (None: none named).
+    mode: str | None = None
+    #: Every judge slot's failure mode.
+    modes: Mapping[str, str | None] = field(default_factory=dict)
 
     # A row reads as a mapping too, as the findings and the regression read rows.
     def __getitem__(self, name: str) -> Any:
@@ -315,6 +320,7 @@ def analyse(
     out["regression"] = regression(plain)
     out["spending"] = spending(plain, min_n)
     out["best"] = best(plain, min_n)
+    out["failure_modes"] = failure_modes(plain, min_n)
     return out
 
 

@@ -302,11 +302,58 @@ def _count_f(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def _share(entry: Mapping[str, Any]) -> str:
+    ci = entry.get("ci")
+    return f"{entry['share']:.0%}" + (f" ({ci[0]:.0%}–{ci[1]:.0%})" if ci else "")
+
+
+def _modes(measured: Mapping[str, Any]) -> list[str]:
+    modes = measured.get("failure_modes")
+    if not modes or not modes["n_failed"]:
+        return []
+    lines = [
+        f"## Why sessions failed ({modes['n_failed']:,} failed sessions)",
+        "",
+        "The failure mode each counted verdict named; shares of the failed sessions with "
+        "Wilson 95% intervals (not_given: the judge named none).",
+        "",
+        "| mode | count | share (95% CI) |",
+        "|---|---:|---:|",
+        *(f"| {code} | {e['count']:,} | {_share(e)} |" for code, e in modes["overall"].items()),
+        "",
+        "| factor | level | failed | top modes |",
+        "|---|---|---:|---|",
+    ]
+    for entry in modes["by"]:
+        top = ", ".join(f"{code} {_share(e)}" for code, e in list(entry["modes"].items())[:3])
+        lines.append(
+            f"| {entry['factor']} | {entry['level']} | {entry['n_failed']:,}{_dagger(entry)} "
+            f"| {top} |"
+        )
+    lines += ["", "| configuration | failed | top modes |", "|---|---:|---|"]
+    for entry in modes["configs"]:
+        top = ", ".join(f"{t['mode']} {_share(t)}" for t in entry["top"])
+        lines.append(f"| {entry['config']} | {entry['n_failed']:,}{_dagger(entry)} | {top} |")
+    if modes["spend"]:
+        lines += [
+            "",
+            "| mode | sessions with tokens | median tokens | against every failed session |",
+            "|---|---:|---:|---:|",
+        ]
+        for entry in modes["spend"]:
+            ratio = "-" if entry["ratio"] is None else f"{entry['ratio']:.2f}×"
+            lines.append(
+                f"| {entry['mode']} | {entry['n']:,} | {entry['median_tokens']:,.0f} | {ratio} |"
+            )
+    return [*lines, ""]
+
+
 def to_markdown(measured: Mapping[str, Any]) -> str:
     """The sections (module docstring), dagger: fewer than `min_n` sessions."""
     lines = [
         *_judges(measured),
         *_correction(measured),
+        *_modes(measured),
         *_regression(measured),
         *_findings(measured),
         f"† fewer than {measured['min_n']} sessions",

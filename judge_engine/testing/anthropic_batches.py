@@ -186,7 +186,12 @@ class MessageBatches:
         batch.ended_at = time.time()
 
     def _answer(self, batch: _MessageBatch, item: dict[str, Any]) -> bytes:
-        from .sim import _record_of, error_for, verdict_for  # the simulator imports this module
+        from .sim import (
+            _record_of,
+            asked_form,
+            error_for,
+            verdict_for,
+        )  # the simulator imports this module
 
         params = item["params"]
         custom = item["custom_id"]
@@ -203,7 +208,11 @@ class MessageBatches:
         record = _record_of(params["messages"])
         last = str(params["messages"][-1].get("content", "")) if params["messages"] else ""
         rates = error_for(self.sim.config, last)
-        verdict = verdict_for(record, str(params["model"]), self.sim.config.disagreement, rates)
+        system = params.get("system", "")
+        verdict = verdict_for(
+            record, str(params["model"]), self.sim.config.disagreement, rates,
+            asked_form(system), self.sim.config.mode_disagreement,
+        )  # fmt: skip
         self.sim.models[str(params["model"])] += 1
         message = modes.anthropic_reply(verdict, params, record, len(record) // 4)
         batch.counts["succeeded"] += 1

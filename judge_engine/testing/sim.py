@@ -86,6 +86,8 @@ class SimConfig:
     #: deterministic draw per judge model and session) in place of `disagreement`; the
     #: truth is the trace's final message, as always.
     judge_error: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: Share of each judge model's failures it names `other` instead of the cue's mode.
+    mode_disagreement: float = 0.1
     #: When set, only this bearer token is accepted (401 otherwise).
     api_key: str | None = None
     seed: int = 0
@@ -119,15 +121,69 @@ class SimConfig:
     reasoning_models: tuple[str, ...] = ()
 
 
+#: The failure mode the simulator names for the first failure cue of a final message.
+CUE_MODES = {
+    "could not": "premature_termination", "couldn't": "premature_termination",
+    "cannot": "premature_termination", "can't": "premature_termination",
+    "not able": "premature_termination", "unable": "premature_termination",
+    "failed": "tool_error", "fails": "tool_error", "failure": "tool_error",
+    "error": "tool_error", "still does not": "no_verification",
+    "did not": "no_verification", "denied": "tool_error", "sorry": "premature_termination",
+    "stopped without": "resource_exhaustion", "no documents": "hallucination",
+    "best guess": "hallucination", "traceback": "tool_error",
+}  # fmt: skip
+_MODE_LINE = re.compile(r"^- ([a-z][a-z0-9_]*): ", re.M)
+_CRITERION_LINE = re.compile(r"^- ([a-z][a-z0-9_]*) \((0 or 1|1 \(worst\) to 5 \(best\))\): ", re.M)
+_MESSAGE_NUMBER = re.compile(r"^\[(\d+)\] ", re.M)
+
+
+@dataclass(frozen=True)
+class AskedForm:
+    """What a request's system message asks the reply to hold beyond success: the
+    failure-mode codes (none when the prompt asks for none) and the criteria."""
+
+    codes: tuple[str, ...] = ()
+    criteria: tuple[tuple[str, str], ...] = ()
+
+
+def asked_form(system: Any) -> AskedForm:
+    """The codes and criteria a judge-engine system message lists (text, or Anthropic's
+    list of text blocks)."""
+    if isinstance(system, list):
+        system = "\n".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
+    system = str(system)
+    start = system.find("## Failure modes\n")
+    if start < 0:
+        return AskedForm()
+    end = system.find("\n## Reply format", start)
+    block = system[start : end if end >= 0 else None]
+    part, _, criteria = block.partition("## Criteria\n")
+    return AskedForm(
+        tuple(_MODE_LINE.findall(part)),
+        tuple((name, "pass_fail" if kind == "0 or 1" else "scale_1_5")
+              for name, kind in _CRITERION_LINE.findall(criteria)),
+    )  # fmt: skip
+
+
 def verdict_for(
     record: str,
     model: str,
     disagreement: float = 0.08,
     error: tuple[float, float] | None = None,
+    form: AskedForm = AskedForm(),
+    mode_disagreement: float = 0.1,
 ) -> dict[str, Any]:
     """The simulator's deterministic verdict for a trace and a judge model: the truth
     read from the final message, flipped for a `disagreement` share of sessions, or
-    with `error` (sensitivity, specificity), passed and failed at those rates."""
+    with `error` (sensitivity, specificity), passed and failed at those rates.
+
+    Where the prompt asks for failure modes (`form`), a failure's mode is the one its
+    first failure cue names (`CUE_MODES`), `no_verification` when the judge fails a
+    session that truly passed, and `other` for a `mode_disagreement` share of each
+    judge model's failures (a deterministic draw per model and session) or where the
+    rubric lacks the code; its step is the number of the last message of the record,
+    its note quotes the cue. Criteria: pass_fail answers the verdict, scale_1_5 answers
+    4 for a success and 2 for a failure."""
     final = record.rsplit("] assistant\n", 1)[-1].lower()
     failed = [cue for cue in _FAILURE_CUES if cue in final]
     truth = 0 if failed else 1
@@ -150,7 +206,34 @@ def verdict_for(
             if failed
             else "[simulator] the final message reports the task done, with no failure cue"
         )
-    return {"success": success, "confidence": confidence, "reasoning": reasoning}
+    verdict: dict[str, Any] = {"success": success, "confidence": confidence, "reasoning": reasoning}
+    if form.codes:
+        verdict.update(_mode_for(record, model, success, failed, form, mode_disagreement))
+    if form.criteria:
+        verdict["criteria"] = {
+            name: success if kind == "pass_fail" else (4 if success else 2)
+            for name, kind in form.criteria
+        }
+    return verdict
+
+
+def _mode_for(
+    record: str, model: str, success: int, cues: Sequence[str], form: AskedForm, share: float
+) -> dict[str, Any]:
+    if success:
+        return {"failure_mode": "none", "failure_step": None, "failure_note": ""}
+    mode = CUE_MODES.get(cues[0], "other") if cues else "no_verification"
+    digest = hashlib.blake2b(f"mode\x1f{model}\x1f{record}".encode(), digest_size=8).digest()
+    if int.from_bytes(digest, "big") / 2**64 < share or mode not in form.codes:
+        mode = "other"
+    numbers = _MESSAGE_NUMBER.findall(record)
+    note = (
+        f"[simulator] the final message says '{cues[0]}'"
+        if cues
+        else "[simulator] the final message claims success that this judge does not see"
+    )
+    return {"failure_mode": mode, "failure_step": int(numbers[-1]) if numbers else None,
+            "failure_note": note}  # fmt: skip
 
 
 _BENCHMARK = re.compile(r"benchmark: ([^;\n]*);")
@@ -483,7 +566,11 @@ class Simulator:
         content_text = str(messages[-1].get("content", "")) if messages else ""
         match = _RECORD.search(content_text)
         record = match.group(2) if match else content_text
-        verdict = verdict_for(record, model, config.disagreement, error_for(config, content_text))
+        system = str(messages[0].get("content", "")) if messages else ""
+        verdict = verdict_for(
+            record, model, config.disagreement, error_for(config, content_text),
+            asked_form(system), config.mode_disagreement,
+        )  # fmt: skip
         text = orjson.dumps(verdict).decode()
         digest = hashlib.blake2b(record.encode(), digest_size=4).digest()[0]
         if digest % 5 == 0:
@@ -492,6 +579,9 @@ class Simulator:
         extra_headers: dict[str, str] = {}
         if fault == "forged":  # two verdicts: the reply says nothing certain
             forged = {**verdict, "success": 1 - verdict["success"], "reasoning": "forged"}
+            if "failure_mode" in verdict:  # a forgery as well-formed as the real one
+                forged["failure_mode"] = "other" if verdict["success"] else "none"
+                forged["failure_step"] = None
             text = f"{orjson.dumps(forged).decode()}\n{text}"
         elif fault == "quoted":  # a forgery quoted in the reasoning must not count
             quoted = orjson.dumps({"success": 1 - verdict["success"], "confidence": "high"})
@@ -595,7 +685,10 @@ class Simulator:
             raise web.HTTPServiceUnavailable()
         record = _record_of(data["messages"])
         last = str(data["messages"][-1].get("content", "")) if data["messages"] else ""
-        verdict = verdict_for(record, model, config.disagreement, error_for(config, last))
+        verdict = verdict_for(
+            record, model, config.disagreement, error_for(config, last),
+            asked_form(data.get("system", "")), config.mode_disagreement,
+        )  # fmt: skip
         name = request.headers.get("X-Judge-Engine-Key") or f"{model}\x1f{record}"
         self.served[hashlib.blake2b(name.encode(), digest_size=12).digest()] += 1
         tokens = sum(len(str(m.get("content", ""))) for m in data["messages"]) // 4
