@@ -58,6 +58,7 @@ async def run_demo(out: Path, *, quiet: bool = False, batch: bool = False) -> in
         )
         _html(out)
         _measured(out)
+        await _why(out, config)
         stats = simulator.stats()
         print(
             f"\nthe simulator counted {stats['requests']} requests in all "
@@ -118,6 +119,25 @@ def _measured(out: Path) -> None:
     report = build(out, labels=read_labels(labels), min_n=3)
     print(f"\nThe judge measured against labels (judge-engine report {out} --labels {labels}):\n")
     print("\n".join(corrected_by_benchmark(report["measured"])))
+
+
+async def _why(out: Path, config: Config) -> None:
+    """Why the sessions failed: the modes the judges named, then the failures grouped
+    and named (`topics`)."""
+    from .measure.render import modes_markdown
+    from .report import build
+    from .topics import failures, group, name_topics, write
+
+    print(f"\nWhy the sessions failed (judge-engine report {out}):\n")
+    print("\n".join(modes_markdown(build(out, min_n=3)["measured"])[:12]))
+    topics, unassigned = group(failures(out, "all"), min_size=2, max_topics=4)
+    naming = await name_topics(out, topics, config.replace(quiet=True), _DEMO_KEY)
+    write(out, topics, unassigned, "all")
+    print(f"\nThe failures grouped and named (judge-engine topics {out} --mode all --min-size 2):")
+    for topic in topics:
+        print(f"  {topic.id}  {topic.name}: {len(topic.sessions)} sessions, e.g. "
+              f"{', '.join(topic.sessions[:3])}")  # fmt: skip
+    print(f"  ({len(unassigned)} unassigned; {naming.asked} naming requests)")
 
 
 def _html(out: Path) -> None:

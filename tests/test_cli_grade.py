@@ -202,6 +202,14 @@ def test_demo_grades_the_samples_and_resumes_with_no_request(
     for line in block:
         if line != "| ... |":
             assert line in shown, line
+    # and the failure modes it counts, and the topics it prints, as the README shows them
+    start = readme.index("````markdown\n## Why sessions failed")
+    block = readme[start : readme.index("````\n", start + 10)].splitlines()[1:]
+    assert block and all(line in shown for line in block)
+    start = readme.index("The failures grouped and named (judge-engine topics")
+    topics = readme[start : readme.index("```", start)].strip().splitlines()
+    for line in topics[1:]:
+        assert line.replace("out/demo", str(tmp_path / "demo")) in printed, line
 
 
 def test_sim_command_serves_on_loopback() -> None:

@@ -41,13 +41,14 @@ from . import (
     sessions,
     show,
     sim,
+    topics,
 )  # fmt: skip
 from ._common import Parser, UsageError
 
 #: The commands, in the order help lists them: what a newcomer does first, first.
 COMMANDS: tuple[ModuleType, ...] = (
-    demo, sessions, preview, show, grade, batches, export, agree, report, labels, journal,
-    rubrics, sim,
+    demo, sessions, preview, show, grade, batches, export, agree, report, labels, topics,
+    journal, rubrics, sim,
 )  # fmt: skip
 
 DESCRIPTION = """\

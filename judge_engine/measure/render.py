@@ -307,7 +307,8 @@ def _share(entry: Mapping[str, Any]) -> str:
     return f"{entry['share']:.0%}" + (f" ({ci[0]:.0%}–{ci[1]:.0%})" if ci else "")
 
 
-def _modes(measured: Mapping[str, Any]) -> list[str]:
+def modes_markdown(measured: Mapping[str, Any]) -> list[str]:
+    """The failure modes' section: overall, per factor, per configuration, spend."""
     modes = measured.get("failure_modes")
     if not modes or not modes["n_failed"]:
         return []
@@ -353,7 +354,7 @@ def to_markdown(measured: Mapping[str, Any]) -> str:
     lines = [
         *_judges(measured),
         *_correction(measured),
-        *_modes(measured),
+        *modes_markdown(measured),
         *_regression(measured),
         *_findings(measured),
         f"† fewer than {measured['min_n']} sessions",
@@ -361,4 +362,4 @@ def to_markdown(measured: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["METHOD_WORDS", "corrected_by_benchmark", "to_markdown"]
+__all__ = ["METHOD_WORDS", "corrected_by_benchmark", "modes_markdown", "to_markdown"]

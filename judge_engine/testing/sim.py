@@ -236,6 +236,70 @@ def _mode_for(
             "failure_note": note}  # fmt: skip
 
 
+#: How the simulator knows a request to name a group of failures (`topics.SYSTEM`).
+TOPIC_REQUEST = "You name groups of failed AI-agent sessions."
+_WORD = re.compile(r"[a-z][a-z_]{2,}")
+_PLAIN = frozenset(
+    [
+        "simulator",
+        "the",
+        "and",
+        "for",
+        "was",
+        "but",
+        "are",
+        "its",
+        "final",
+        "message",
+        "says",
+        "this",
+        "judge",
+        "that",
+        "with",
+        "from",
+        "reports",
+        "failure",
+        "does",
+        "claims",
+        "success",
+        "there",
+        "their",
+        "have",
+        "been",
+        "were",
+        "they",
+        "what",
+        "which",
+        "when",
+        "sessions",
+        "session",
+        "notes",
+        "note",
+        "group",
+        "begin",
+        "untrusted",
+        "record",
+    ]
+)
+
+
+def topic_reply(user: str) -> dict[str, str]:
+    """The simulator's name for a group of failures: its notes' two most frequent words
+    (three letters or more, plain words out; ties alphabetical), documented so that a
+    test can predict it."""
+    start = user.find(">>>\n")
+    end = user.rfind("\n<<<END")
+    notes = user[start + 4 : end] if start >= 0 and end > start else user
+    counts = Counter(w for w in _WORD.findall(notes.lower()) if w not in _PLAIN)
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:2]]
+    words += ["unnamed"] * (2 - len(words))
+    lines = sum(1 for line in notes.splitlines() if line.startswith("- "))
+    return {
+        "name": f"{words[0]} and {words[1]}",
+        "description": f"{lines} notes that mention {words[0]} and {words[1]}",
+    }
+
+
 _BENCHMARK = re.compile(r"benchmark: ([^;\n]*);")
 
 
@@ -567,10 +631,13 @@ class Simulator:
         match = _RECORD.search(content_text)
         record = match.group(2) if match else content_text
         system = str(messages[0].get("content", "")) if messages else ""
-        verdict = verdict_for(
-            record, model, config.disagreement, error_for(config, content_text),
-            asked_form(system), config.mode_disagreement,
-        )  # fmt: skip
+        if system.startswith(TOPIC_REQUEST):
+            verdict: dict[str, Any] = topic_reply(content_text)
+        else:
+            verdict = verdict_for(
+                record, model, config.disagreement, error_for(config, content_text),
+                asked_form(system), config.mode_disagreement,
+            )  # fmt: skip
         text = orjson.dumps(verdict).decode()
         digest = hashlib.blake2b(record.encode(), digest_size=4).digest()[0]
         if digest % 5 == 0:
@@ -685,10 +752,13 @@ class Simulator:
             raise web.HTTPServiceUnavailable()
         record = _record_of(data["messages"])
         last = str(data["messages"][-1].get("content", "")) if data["messages"] else ""
-        verdict = verdict_for(
-            record, model, config.disagreement, error_for(config, last),
-            asked_form(data.get("system", "")), config.mode_disagreement,
-        )  # fmt: skip
+        if str(data.get("system", "")).startswith(TOPIC_REQUEST):
+            verdict: dict[str, Any] = topic_reply(last)
+        else:
+            verdict = verdict_for(
+                record, model, config.disagreement, error_for(config, last),
+                asked_form(data.get("system", "")), config.mode_disagreement,
+            )  # fmt: skip
         name = request.headers.get("X-Judge-Engine-Key") or f"{model}\x1f{record}"
         self.served[hashlib.blake2b(name.encode(), digest_size=12).digest()] += 1
         tokens = sum(len(str(m.get("content", ""))) for m in data["messages"]) // 4
