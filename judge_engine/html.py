@@ -79,7 +79,9 @@ def build_html(
             _run_section(out_dir, records, slots),
             _success_section(report),
             measured_section(
-                report["measured"] if report else None, report["canaries"] if report else None
+                report["measured"] if report else None,
+                report["canaries"] if report else None,
+                report["topics"] if report else None,
             ),
             _agreement_section(agreement),
             _browser_section(),

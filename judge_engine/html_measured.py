@@ -626,7 +626,27 @@ def _canaries(report: Mapping[str, Any] | None) -> str:
     )
 
 
-def section(measured: Mapping[str, Any] | None, canaries: Mapping[str, Any] | None = None) -> str:
+def _topics(topics: Mapping[str, Any] | None) -> str:
+    if not topics or not topics.get("topics"):
+        return ""
+    rows = [
+        [_e(t["id"]), _e(t["name"]), f"{t['size']:,}", f"{t['share']:.0%}", _e(t["description"]),
+         _e(", ".join(t["sessions"][:3]))]
+        for t in topics["topics"]
+    ]  # fmt: skip
+    return (
+        f"<h3>Topics (mode {_e(topics.get('mode'))})</h3><p>The failed sessions grouped by "
+        f"what their judges wrote and named by the judge; "
+        f"{len(topics.get('unassigned', [])):,} unassigned.</p>"
+        + _table(["topic", "name", "sessions", "share", "description", "e.g."], rows)
+    )
+
+
+def section(
+    measured: Mapping[str, Any] | None,
+    canaries: Mapping[str, Any] | None = None,
+    topics: Mapping[str, Any] | None = None,
+) -> str:
     """The tab (module docstring)."""
     if not measured:
         return (
@@ -637,6 +657,7 @@ def section(measured: Mapping[str, Any] | None, canaries: Mapping[str, Any] | No
         + _judges(measured)
         + _correction(measured)
         + _modes(measured)
+        + _topics(topics)
         + _regression(measured)
         + _findings(measured)
         + _canaries(canaries)

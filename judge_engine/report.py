@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from . import canary
 from .agreement import SMALL_CELL
 from .journal import OK, read_fields
@@ -86,6 +88,8 @@ class _Journal:
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     votes: dict[str, dict[str, int | None]] = field(default_factory=dict)
     modes: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    #: session -> slot -> the rubric's other criteria (`criterion:NAME` columns).
+    criteria: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     slots: dict[str, None] = field(default_factory=dict)
     judged: dict[str, Counter[str]] = field(default_factory=dict)
 
@@ -132,6 +136,9 @@ class _Journal:
             if votes is None:
                 votes = votes_of[session] = {}
             votes[slot] = int(success) if ok else None
+            answers = get("criteria")
+            if ok and isinstance(answers, dict) and answers:
+                data.criteria.setdefault(session, {})[slot] = answers
             mode = get("failure_mode")
             modes = data.modes.get(session)
             if modes is None:
@@ -300,6 +307,8 @@ def build(
         "benchmarks": sorted({s.benchmark for s in sessions}),
         "fallbacks": fallback_lines(judged),
         "canaries": canary.summary(out_dir),
+        "criteria": _criteria(data, sessions, slot, min_n),
+        "topics": _topics(out_dir),
         "measured": analyse(
             [
                 Row(
@@ -324,6 +333,47 @@ def build(
             counted="majority" if slot is None else "",
         ),
     }
+
+
+def _criteria(
+    data: _Journal, sessions: Sequence[_Session], slot: str | None, min_n: int
+) -> list[dict[str, Any]]:
+    """Each criterion the rubrics declared, from the counted slot's answers (the first
+    slot's when the verdict counted is the majority): its mean and n overall and per
+    benchmark (a pass_fail criterion's mean is its pass rate)."""
+    counted = slot or next(iter(data.slots), None)
+    values: dict[str, dict[str, list[int]]] = {}
+    for session in sessions:
+        answers = data.criteria.get(session.session_id, {}).get(counted or "", {})
+        for name, value in answers.items():
+            if isinstance(value, int):
+                per = values.setdefault(name, {})
+                per.setdefault("", []).append(value)
+                per.setdefault(session.benchmark, []).append(value)
+    out = []
+    for name, per in sorted(values.items()):
+        every = per.pop("")
+        out.append(
+            {
+                "criterion": name,
+                "n": len(every),
+                "mean": sum(every) / len(every),
+                "by_benchmark": {
+                    b: {"n": len(v), "mean": sum(v) / len(v), "small": len(v) < min_n}
+                    for b, v in sorted(per.items())
+                },
+            }
+        )
+    return out
+
+
+def _topics(out_dir: Path) -> dict[str, Any] | None:
+    """The topics `judge-engine topics` wrote, if any."""
+    try:
+        data = orjson.loads((out_dir / "topics.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("topics"), list) else None
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -417,6 +467,35 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     ]
     if report.get("measured"):
         lines += ["", measured_markdown(report["measured"])]
+    if report.get("criteria"):
+        lines += [
+            "",
+            "## Criteria",
+            "",
+            "| criterion | benchmark | n | mean |",
+            "|---|---|---:|---:|",
+        ]
+        for entry in report["criteria"]:
+            lines.append(f"| {entry['criterion']} | all | {entry['n']:,} | {entry['mean']:.2f} |")
+            for name, per in entry["by_benchmark"].items():
+                flag = " †" if per["small"] else ""
+                lines.append(
+                    f"| {entry['criterion']} | {name} | {per['n']:,}{flag} | {per['mean']:.2f} |"
+                )
+    if report.get("topics"):
+        topics = report["topics"]
+        lines += [
+            "",
+            f"## Topics (judge-engine topics, mode {topics.get('mode')})",
+            "",
+            "| topic | name | sessions | share | description |",
+            "|---|---|---:|---:|---|",
+        ]
+        for topic in topics["topics"]:
+            lines.append(
+                f"| {topic['id']} | {topic['name']} | {topic['size']:,} | {topic['share']:.0%} "
+                f"| {topic['description']} |"
+            )
     if report.get("canaries"):
         lines += ["", *canary.lines_of(report["canaries"])]
     return "\n".join(lines)
@@ -432,6 +511,8 @@ def to_json(report: Mapping[str, Any]) -> dict[str, Any]:
         "sessions": report["sessions"],
         "fallbacks": report.get("fallbacks", []),
         **measured,
+        "criteria": report.get("criteria", []),
+        "topics": report.get("topics"),
         "canaries": report.get("canaries"),
     }
 
