@@ -17,7 +17,6 @@ time, when a session is opened, by the browser's own `DecompressionStream`.
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import orjson
 
 from . import transcripts
 from .html_measured import section as measured_section
+from .html_parts import escape, table
 from .journal import FAILED, SKIPPED
 from .measure import Labels
 from .progress import fallback_lines
@@ -113,8 +113,7 @@ def write_html(
     return len(text)
 
 
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+_e = escape
 
 
 def _sessions(
@@ -184,12 +183,7 @@ def _nav() -> str:
     return f'<nav class="tabs" role="tablist">{items}</nav>'
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    """A static table; cells are already escaped HTML."""
-    th = "".join(f"<th>{h}</th>" for h in head)
-    thead = f"<thead><tr>{th}</tr></thead>" if any(head) else ""
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<div class="wrap"><table class="{cls}">{thead}<tbody>{body}</tbody></table></div>'
+_table = table
 
 
 def _ci(ci: Sequence[float] | None) -> str:

@@ -11,16 +11,14 @@ benchmark. Every text from a trace reaches the page escaped.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .html_parts import escape, table
 from .measure.render import METHOD_WORDS
 
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+_e = escape
 
 
 def _pct(value: float | None) -> str:
@@ -41,12 +39,7 @@ def _kappa(entry: Mapping[str, Any] | None) -> str:
     return f"{entry['value']:.2f}" + (f" <small>({ci[0]:.2f} to {ci[1]:.2f})</small>" if ci else "")
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    th = "".join(f"<th>{h}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return (
-        f'<div class="wrap"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
-    )
+_table = table
 
 
 def _small(entry: Mapping[str, Any]) -> str:
