@@ -29,7 +29,8 @@ import orjson
 from . import canary
 from .agreement import SMALL_CELL
 from .journal import OK, read_fields
-from .measure import Labels, Row, analyse, merge
+from .measure import Labels, merge
+from .measure.analysis import Row, analyse
 from .measure.render import to_markdown as measured_markdown
 from .models import main_model
 from .pricing import PriceTable

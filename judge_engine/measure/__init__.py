@@ -13,19 +13,14 @@ benchmark). One module per job:
 - `regress`: the linear-probability regression with HC1 errors;
 - `findings`: dependability, frontier, spending, best;
 - `analysis`: all of it over a run's counted sessions, as `report --json` writes it.
+
+The package's front imports only `labels` (no numpy), so that a command that merely
+names a method or reads labels starts fast; the statistics load with `analysis`.
 """
 
-from .analysis import METHODS, MIN_CLASS, Row, analyse, choose_method
 from .labels import Labels, LabelsError, merge, read_labels
 
-__all__ = [
-    "METHODS",
-    "MIN_CLASS",
-    "Labels",
-    "LabelsError",
-    "Row",
-    "analyse",
-    "choose_method",
-    "merge",
-    "read_labels",
-]
+#: The correction methods `report --method` takes (`analysis.choose_method`).
+METHODS = ("auto", "rogan-gladen", "ppi++")
+
+__all__ = ["METHODS", "Labels", "LabelsError", "merge", "read_labels"]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..stats import balanced_rate, wilson
+from . import METHODS
 from .correct import (
     Accuracy,
     Corrected,
@@ -46,7 +47,6 @@ from .regress import regression
 #: Fewer labelled sessions of either class than this in a benchmark: its judge error
 #: is taken from every benchmark's labels together.
 MIN_CLASS = 5
-METHODS = ("auto", "rogan-gladen", "ppi++")
 
 
 @dataclass(frozen=True)
