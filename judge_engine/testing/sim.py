@@ -593,6 +593,11 @@ class Simulator:
         if fault == "no_choices":
             return self._reply(200, {"id": "sim", "object": "chat.completion", "choices": []})
 
+        if request.transport is None or request.transport.is_closing():
+            # The client gave up (its timeout) before the verdict was ready: it never
+            # reads it, so it is not served (a late one, as the slow fault's).
+            self.served_late += 1
+            return web.Response(status=499)
         payload, extra_headers = self.completion(
             model, messages, fault, request.headers.get("X-Judge-Engine-Key"),
             request.headers.get("Authorization", ""),
