@@ -8,15 +8,15 @@ In: nothing (the default taxonomy below), or a rubric's own `[failure_modes]` ta
 The default taxonomy keeps the modes that the published taxonomies of agent failures
 agree on and that fit a single agent:
 
-- MAST (Cemri et al. 2025, "Why Do Multi-Agent LLM Systems Fail?"): disobeyed the task
-  specification (FM-1.1), step repetition (FM-1.3), loss of conversation history
-  (FM-1.4), unaware of the termination conditions (FM-1.5), premature termination
-  (FM-3.1), no or incomplete verification (FM-3.2), incorrect verification (FM-3.3:
-  here, a false claim of success);
+- MAST (Cemri et al. 2025, "Why Do Multi-Agent LLM Systems Fail?", arXiv
+  2503.13657): disobeyed the task specification (FM-1.1), step repetition (FM-1.3),
+  loss of conversation history (FM-1.4), unaware of the termination conditions
+  (FM-1.5), premature termination (FM-3.1), no or incomplete verification (FM-3.2),
+  incorrect verification (FM-3.3: here, a false claim of success);
 - TRAIL (Deshpande et al. 2025, "TRAIL: Trace Reasoning and Agentic Issue
-  Localization"), which keeps the environment's errors apart from the agent's: tool or
-  API errors, resource exhaustion and timeouts, misread tool output, hallucinated facts
-  or tool results, wrong tool choice;
+  Localization", arXiv 2505.08638), which keeps the environment's errors apart from
+  the agent's: tool or API errors, resource exhaustion and timeouts, misread tool
+  output, hallucinated facts or tool results, wrong tool choice;
 
 and `other` for what none of them fits. `none` is the mode of a session that
 succeeded. A rubric may add codes (a τ²-bench rubric adds `policy_violation`) or
