@@ -39,9 +39,11 @@ from .model import (
 from .sources import (
     DEFAULT_MAX_ROW_MB,
     KnownRows,
+    RawLine,
     RawRow,
     SourceError,
     count_rows,
+    decode_line,
     expand,
     iter_rows,
 )
@@ -60,9 +62,13 @@ __all__ = [
     "Known",
     "KnownRows",
     "Message",
+    "RawLine",
+    "RawRow",
+    "ReadOptions",
     "Reading",
     "Rejection",
     "Session",
+    "SessionReader",
     "SourceError",
     "SourceRef",
     "ToolCall",
@@ -70,7 +76,9 @@ __all__ = [
     "count_rows",
     "detect_format",
     "expand",
+    "iter_rows",
     "parse_row",
+    "read_piece",
     "read_sessions",
 ]
 
@@ -275,63 +283,138 @@ def read_sessions(
     `max_open_mb` (`otlp`). A row
     `known` knows by its fingerprint (a resume's rows graded before) is not parsed: it
     comes as `Known`, its number taken as its session id's (`IdSet.number`)."""
-    seen = IdSet()
-    max_row_bytes = max_row_mb << 20
-    attribute = (
-        benchmark_from if benchmark_from and not benchmark_from.startswith("file:") else None
+    options = ReadOptions(fmt, agent_model, benchmark, benchmark_from)
+    reader = SessionReader(
+        options, max_row_bytes=max_row_mb << 20, max_open_mb=max_open_mb, session_by=session_by
     )
-    assembler = otlp.Assembler(
-        max_row_bytes,
-        max_open_bytes=max_open_mb << 20,
-        session_by=session_by,
-        keep=(attribute,) if attribute else (),
+    for spec in expand(sources):
+        for item in iter_rows(spec, reader.max_row_bytes, known):
+            if isinstance(item, (Rejection, Known)):
+                yield from reader.accept(item)
+            else:
+                yield from reader.accept(read_piece(item, options, known))
+        yield from reader.end_source(spec)
+    yield from reader.finish()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How a row becomes a session (`parse_row`'s options): what `read_piece` needs,
+    small enough to hand to a worker process."""
+
+    fmt: str | None = None
+    agent_model: str | None = None
+    benchmark: str | None = None
+    benchmark_from: str | None = None
+
+
+def read_piece(
+    piece: RawRow | RawLine, options: ReadOptions, known: KnownRows | None = None
+) -> Session | Rejection | Known | RawRow:
+    """The part of reading a row that needs no other row, so any process may do it:
+    decode it (a `RawLine`), check it against `known`, detect its format and parse it.
+    A raw OTLP row comes back as its `RawRow`: its spans are grouped across rows
+    (`SessionReader.accept`), in order, by the one reader."""
+    if isinstance(piece, RawLine):
+        decoded = decode_line(piece.line, piece.source, piece.row, known)
+        if not isinstance(decoded, RawRow):
+            return decoded
+        piece = decoded
+    elif known is not None and piece.fingerprint:
+        number = known(piece.fingerprint)
+        if number is not None:
+            return Known(piece.source, piece.row, piece.fingerprint, number)
+    kind = options.fmt or detect_format(piece.data)
+    if kind == otlp.FORMAT:
+        return piece
+    return parse_row(
+        piece,
+        kind,
+        options.agent_model,
+        benchmark=options.benchmark,
+        benchmark_from=options.benchmark_from,
     )
-    hints = {"benchmark": benchmark, "benchmark_from": benchmark_from}
 
-    def unique(result: Session | Rejection, raw: RawRow) -> Session | Rejection:
-        if not isinstance(result, Session):
-            return result
-        if not seen.add(result.session_id):
-            return Rejection(
-                raw.source,
-                raw.row,
-                "duplicate_session_id",
-                "this session id was already read in this run",
-                result.session_id,
-            )
-        return result
 
-    def grouped(pieces: Iterator[RawRow | Rejection]) -> Iterator[Session | Rejection]:
+class SessionReader:
+    """The part of reading that goes in row order, in one place: session ids unique
+    across the run (a repeat is a `duplicate_session_id` rejection) and raw OTLP spans
+    grouped into sessions across rows and files (`otlp.Assembler`).
+
+    In: each row's `read_piece` result (or a `Known`, a `Rejection`), in source order.
+    Out: the run's `Session`s, `Known`s and `Rejection`s, in that order."""
+
+    def __init__(
+        self,
+        options: ReadOptions,
+        *,
+        max_row_bytes: int = DEFAULT_MAX_ROW_MB << 20,
+        max_open_mb: int = DEFAULT_MAX_OPEN_MB,
+        session_by: str = "auto",
+    ) -> None:
+        self.options = options
+        self.max_row_bytes = max_row_bytes
+        self._seen = IdSet()
+        spec = options.benchmark_from
+        attribute = spec if spec and not spec.startswith("file:") else None
+        self._assembler = otlp.Assembler(
+            max_row_bytes,
+            max_open_bytes=max_open_mb << 20,
+            session_by=session_by,
+            keep=(attribute,) if attribute else (),
+        )
+
+    def accept(
+        self, item: Session | Rejection | Known | RawRow
+    ) -> Iterator[Session | Rejection | Known]:
+        """One row's result, in order: what it yields now (a raw OTLP row may complete
+        no session yet, or several)."""
+        if isinstance(item, RawRow):
+            yield from self._grouped(self._assembler.add(item))
+        elif isinstance(item, Known):
+            yield self._remembered(item)
+        else:
+            yield self._unique(item)
+
+    def end_source(self, spec: str) -> Iterator[Session | Rejection]:
+        """The OTLP sessions a source's end completes."""
+        return self._grouped(self._assembler.end_source(spec))
+
+    def finish(self) -> Iterator[Session | Rejection]:
+        """The OTLP sessions still open at the end of the run."""
+        return self._grouped(self._assembler.finish())
+
+    def _grouped(self, pieces: Iterator[RawRow | Rejection]) -> Iterator[Session | Rejection]:
+        options = self.options
         for piece in pieces:
             if isinstance(piece, Rejection):
                 yield piece
             else:
-                yield unique(parse_row(piece, otlp.FORMAT, agent_model, **hints), piece)
+                yield self._unique(
+                    parse_row(
+                        piece,
+                        otlp.FORMAT,
+                        options.agent_model,
+                        benchmark=options.benchmark,
+                        benchmark_from=options.benchmark_from,
+                    )
+                )
 
-    def remembered(item: Known) -> Known | Rejection:
-        if seen.add_number(item.number):
+    def _unique(self, result: Session | Rejection) -> Session | Rejection:
+        if not isinstance(result, Session) or self._seen.add(result.session_id):
+            return result
+        return Rejection(
+            result.source.source,
+            result.source.row,
+            "duplicate_session_id",
+            "this session id was already read in this run",
+            result.session_id,
+        )
+
+    def _remembered(self, item: Known) -> Known | Rejection:
+        if self._seen.add_number(item.number):
             return item
         return Rejection(
             item.source, item.row, "duplicate_session_id",
             "this session id was already read in this run",
         )  # fmt: skip
-
-    for spec in expand(sources):
-        for item in iter_rows(spec, max_row_bytes, known):
-            if isinstance(item, Rejection):
-                yield item
-                continue
-            if isinstance(item, Known):
-                yield remembered(item)
-                continue
-            number = known(item.fingerprint) if known and item.fingerprint else None
-            if number is not None:
-                yield remembered(Known(item.source, item.row, item.fingerprint, number))
-                continue
-            kind = fmt or detect_format(item.data)
-            if kind == otlp.FORMAT:
-                yield from grouped(assembler.add(item))
-                continue
-            yield unique(parse_row(item, kind, agent_model, **hints), item)
-        yield from grouped(assembler.end_source(spec))
-    yield from grouped(assembler.finish())
