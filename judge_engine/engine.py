@@ -43,10 +43,9 @@ from .endpoints import Keys, describe, open_transport, profiles, resolve_judges
 from .files import UnsafePath, write_atomic
 from .gateway import Transport, safe_url
 from .journal import FAILED, SKIPPED, Journal, JournalError, OutLock, Record
-from .plan import GradedRows, Job, Planner, known_rows
+from .plan import Ask, GradedRows, Job, Planner, known_rows
 from .pricing import Budget
 from .progress import JudgeTally, Progress, Tally, format_summary
-from .prompt import JudgeRequest
 from .redact import Secrets, redact_text
 from .rubrics import RubricSet
 from .sessions import (
@@ -575,7 +574,7 @@ class _Run:
         cpu = time.thread_time()
         rendered = self.planner.render(job)
         if rendered.asks:
-            self._keep_text(job, rendered.asks[0].request)
+            self._keep_text(job, rendered.asks[0])
         self.cpu["render"] += time.thread_time() - cpu
         for record in rendered.records:
             await self._record(records, job, record)
@@ -621,20 +620,30 @@ class _Run:
         await _send(records, done)
         await done.durable.wait()
 
-    def _keep_text(self, job: Job, request: JudgeRequest) -> None:
+    def _keep_text(self, job: Job, ask: Ask) -> None:
         """What the judges read of this session (its credentials out), to keep with its
         first record, unless an earlier run kept the same text (a resume, a judge added:
-        one transcript per session and text); the records carry its digest."""
-        messages = request.body.get("messages") or [{}]
-        text = self.secrets.scrub(str(messages[-1].get("content", "")))
-        session_id = job.session.session_id
-        job.text = transcripts.digest(text, request.marker)
-        if self.journal.has_text(session_id, job.text):
-            return
-        source = job.session.source
-        job.transcript = transcripts.encode(
-            session_id, self.secrets.scrub(source.source), source.row, source.format, text
-        )
+        one transcript per session and text); the records carry its digest. A worker
+        process made it with the request, when it rendered the request sent."""
+        prepared = job.prepared
+        if (
+            prepared is not None
+            and ask.request is prepared.request
+            and prepared.text is not None
+            and prepared.transcript is not None
+        ):
+            job.text, line = prepared.text, prepared.transcript
+        else:
+            source = job.session.source
+            job.text, line = transcripts.prepare(
+                ask.request.body,
+                ask.request.marker,
+                job.session.session_id,
+                (source.source, source.row, source.format),
+                self.secrets.scrub,
+            )
+        if not self.journal.has_text(job.session.session_id, job.text):
+            job.transcript = line
 
     def _scrubbed(self, record: Record) -> Record:
         """The record without the run's credentials, whatever a gateway echoed."""

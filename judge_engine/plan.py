@@ -79,6 +79,22 @@ class Job:
     transcript: bytes | None = None
     #: The digest of that text (`transcripts.digest`), on every record of the session.
     text: str | None = None
+    #: The session read and its first request rendered ahead, by a worker process.
+    prepared: Prepared | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A session read and rendered ahead of planning (`workers`): the session without
+    its messages, the request of the first judge its plan names (or why it cannot be
+    made: `too_large: ...`, `render_error: ...`), and what the judges read of it, ready
+    to keep (`transcripts.prepare`: digest and line)."""
+
+    session: Session
+    request: JudgeRequest | None = None
+    error: str | None = None
+    text: str | None = None
+    transcript: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,37 +205,52 @@ class Planner:
 
     def render(self, job: Job) -> Rendered:
         """The exact body of every pending request with a judge: the session rendered
-        once, retargeted to each judge. A skip (the guard) becomes its record; a session
-        that cannot be rendered becomes a failed record per request, with the reason."""
+        once (or ahead, by a worker process: `job.prepared`), retargeted to each judge.
+        A skip (the guard) becomes its record; a session that cannot be rendered
+        becomes a failed record per request, with the reason."""
         out = Rendered()
-        base: JudgeRequest | None = None
+        base: JudgeRequest | str | None = None
+        prepared = job.prepared
         for planned in job.pending:
             judge = planned.assignment.judge
             if judge is None:
                 out.records.append(self.skip_record(job, planned))
                 continue
-            try:
-                if base is None:
-                    base = render_request(
-                        job.session,
-                        job.rubric,
-                        judge,
-                        max_prompt_tokens=self.request.max_prompt_tokens,
-                        redact=self.request.redact,
-                        temperature=self.panel.temperature,
-                        max_tokens=self.panel.max_output_tokens,
-                        secrets=self._secrets,
-                    )
-                request = base if base.judge_model == judge else retarget(base, judge)
-            except TooLarge as exc:
-                out.records.append(self.failed_record(job, planned, f"too_large: {exc}"))
+            if base is None:
+                ahead = prepared and (prepared.request or prepared.error)
+                base = ahead or self.first_request(job.session, job.rubric, judge)
+            if isinstance(base, str):
+                out.records.append(self.failed_record(job, planned, base))
                 continue
-            except Exception as exc:  # one session's rendering, never the run's crash
-                reason = f"render_error: {type(exc).__name__}: {exc}"[:500]
-                out.records.append(self.failed_record(job, planned, reason))
-                continue
+            request = base if base.judge_model == judge else retarget(base, judge)
             out.asks.append(Ask(planned, request))
         return out
+
+    def first_request(self, session: Session, rubric: Rubric, judge: str) -> JudgeRequest | str:
+        """A session's request to one judge, rendered (the others retarget it), or why
+        it cannot be made (one session's failure, never the run's crash)."""
+        try:
+            return render_request(
+                session,
+                rubric,
+                judge,
+                max_prompt_tokens=self.request.max_prompt_tokens,
+                redact=self.request.redact,
+                temperature=self.panel.temperature,
+                max_tokens=self.panel.max_output_tokens,
+                secrets=self._secrets,
+            )
+        except TooLarge as exc:
+            return f"too_large: {exc}"
+        except Exception as exc:
+            return f"render_error: {type(exc).__name__}: {exc}"[:500]
+
+    def prepare(self, session: Session) -> tuple[JudgeRequest | str | None, Rubric]:
+        """Ahead of planning (a worker process): the request of the first judge the
+        session's plan names (None when the guard leaves it none), and its rubric."""
+        rubric, assignments = self._plan_of(session.benchmark, session.agent_models)
+        judge = next((a.judge for a in assignments if a.judge is not None), None)
+        return (None if judge is None else self.first_request(session, rubric, judge)), rubric
 
     def fallback_for(self, job: Job, planned: Planned, why: str) -> Planned | None:
         """The slot of `planned` given to the first fallback judge that did not make the

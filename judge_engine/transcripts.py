@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -58,6 +58,22 @@ def digest(text: str, marker: str) -> str:
     taken out (each request has its own), 16 hex digits."""
     data = (text.replace(marker, "") if marker else text).encode("utf-8")
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()[:16]
+
+
+def prepare(
+    request_body: dict[str, Any],
+    marker: str,
+    session_id: str,
+    source: tuple[str, int, str],
+    scrub: Callable[[str], str],
+) -> tuple[str, bytes]:
+    """What the judges read of one session (a request's last message), without the
+    run's credentials: its `digest` and its line (`encode`: the session's `source`
+    file, row and format), made once wherever the request was rendered."""
+    messages = request_body.get("messages") or [{}]
+    text = scrub(str(messages[-1].get("content", "")))
+    file, row, fmt = source
+    return digest(text, marker), encode(session_id, scrub(file), row, fmt, text)
 
 
 def encode(session_id: str, source: str, row: int, fmt: str, text: str) -> bytes:

@@ -8,7 +8,7 @@ adapters raise for rows they cannot use.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..models import canonical_model
@@ -146,11 +146,20 @@ class Session:
     #: The model the session is grouped by (`models.main_model`): the canonical name
     #: that made the most of the agent's calls; None when no call names a model.
     agent_model: str | None = None
+    #: `llm_calls` of a session whose messages were left out (`without_messages`).
+    calls_counted: int | None = None
 
     @property
     def llm_calls(self) -> int:
         """The agent's LLM calls the transcript shows: its assistant messages."""
+        if self.calls_counted is not None:
+            return self.calls_counted
         return sum(1 for message in self.messages if message.role == "assistant")
+
+    def without_messages(self) -> Session:
+        """The session as planning and records need it, its messages left out (a
+        worker process rendered them already): small to hand between processes."""
+        return replace(self, messages=(), calls_counted=self.llm_calls)
 
     @property
     def other_models(self) -> tuple[str, ...]:
