@@ -458,6 +458,13 @@ class RunOptions:
     grace: float = option(
         10.0, "seconds requests already sent get to finish after Ctrl-C", metavar="S"
     )
+    workers: int | None = option(
+        None,
+        "processes that read, normalize and render sessions while this one sends and "
+        "journals (default: the usable cores, at most 8; 1: everything in this process; "
+        "a run starts them only after its first 4 MB or 256 rows)",
+        metavar="N",
+    )
     quiet: bool = option(False, "no progress bar")
 
     def __post_init__(self) -> None:
@@ -475,6 +482,8 @@ class RunOptions:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         _number("grace", self.grace, float, 0.0, 3600)
+        if self.workers is not None:
+            _number("workers", self.workers, int, 1, 256)
 
     def prices(self) -> dict[str, tuple[float, float]]:
         return dict(parse_price(text) for text in self.price)

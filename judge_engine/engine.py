@@ -25,6 +25,7 @@ import contextlib
 import shlex
 import threading
 import time
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -43,7 +44,7 @@ from .endpoints import Keys, describe, open_transport, profiles, resolve_judges
 from .files import UnsafePath, write_atomic
 from .gateway import Transport, safe_url
 from .journal import FAILED, SKIPPED, Journal, JournalError, OutLock, Record
-from .plan import Ask, GradedRows, Job, Planner, known_rows
+from .plan import Ask, GradedRows, Job, Planner, Prepared, known_rows
 from .pricing import Budget
 from .progress import JudgeTally, Progress, Tally, format_summary
 from .redact import Secrets, redact_text
@@ -51,6 +52,7 @@ from .rubrics import RubricSet
 from .sessions import (
     Known,
     KnownRows,
+    ReadOptions,
     Rejection,
     Session,
     SourceError,
@@ -68,6 +70,7 @@ from .sinks import (
     scores_current,
 )
 from .transcripts import TranscriptLog
+from .workers import PreparedReader, Setup, default_workers
 
 #: Workers per request the transport may have in flight: a worker waiting out a
 #: retry's backoff holds no slot, and another worker's request takes it.
@@ -282,6 +285,8 @@ class _Run:
         self.budget.before = self.journal.spent_before
         self.result.spent_before = round(self.journal.spent_before, 6)
         self.known: KnownRows | None = None
+        #: The same rows as arrays, for worker processes (`workers.Setup`).
+        self._known_arrays: tuple[array[int], array[int]] | None = None
         if graded is not None:
             snapshot = self.journal.snapshot
             prints, ids = (
@@ -290,6 +295,7 @@ class _Run:
                 else graded.rows(self.journal.lookup_number)
             )
             self.known = known_rows(prints, ids)
+            self._known_arrays = (prints, ids) if self.known is not None else None
         try:
             self._write_json("run.json", self._run_json())
             self.progress = Progress(config.run.limit, quiet=config.run.quiet)
@@ -353,9 +359,11 @@ class _Run:
         if asker is not None:
             self.cpu["parse"] += asker.parse_cpu
         cpu_total = time.process_time() - cpu_started
+        # The stages this process ran; "workers" is the worker processes' own CPU.
         stages = {k: round(v, 4) for k, v in self.cpu.items()}
-        stages["http_and_loop"] = round(max(0.0, cpu_total - sum(self.cpu.values())), 4)
-        stages["total"] = round(cpu_total, 4)
+        here = sum(v for k, v in self.cpu.items() if k != "workers")
+        stages["http_and_loop"] = round(max(0.0, cpu_total - here), 4)
+        stages["total"] = round(cpu_total + self.cpu["workers"], 4)
         self.result.cpu_s = stages
         self._finish()
 
@@ -477,25 +485,59 @@ class _Run:
         return min(total, limit) if limit else total
 
     async def _produce(self, send: MemoryObjectSendStream[Job], sources: list[str]) -> None:
+        items, reader = self._items(sources)
+        try:
+            async with send:
+                while not self.control.stopping():
+                    jobs, finished, more = await anyio.to_thread.run_sync(self._next_batch, items)
+                    self.progress.advance(finished, self._status())
+                    for job in jobs:
+                        if self.control.stopping():
+                            return
+                        try:
+                            await _send(send, job)
+                        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                            return
+                    if not more:
+                        self.read_all = True
+                        return
+        finally:
+            if reader is not None:
+                with anyio.CancelScope(shield=True):  # the pool's processes are joined
+                    await anyio.to_thread.run_sync(reader.close)
+                self.cpu["workers"] += reader.worker_cpu
+
+    def _items(
+        self, sources: list[str]
+    ) -> tuple[Iterator[Prepared | Session | Rejection | Known], PreparedReader | None]:
+        """The sessions to plan, in order: read here (--workers 1), or read and
+        rendered by worker processes (`workers`)."""
         options = self.config.sources
-        items = read_sessions(sources, **options.reading(), known=self.known)
-        async with send:
-            while not self.control.stopping():
-                jobs, finished, more = await anyio.to_thread.run_sync(self._next_batch, items)
-                self.progress.advance(finished, self._status())
-                for job in jobs:
-                    if self.control.stopping():
-                        return
-                    try:
-                        await _send(send, job)
-                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                        return
-                if not more:
-                    self.read_all = True
-                    return
+        count = self.config.run.workers or default_workers()
+        if count == 1:
+            return read_sessions(sources, **options.reading(), known=self.known), None
+        setup = Setup(
+            ReadOptions(
+                options.format, options.agent_model, options.benchmark, options.benchmark_from
+            ),
+            self.config.panel,
+            self.config.request,
+            self.rubrics,
+            self.secrets,
+            self._known_arrays,
+        )
+        reader = PreparedReader(
+            sources,
+            setup,
+            workers=count,
+            max_row_mb=options.max_row_mb,
+            max_open_mb=options.max_open_mb,
+            session_by=options.session_by,
+        )
+        return iter(reader), reader
 
     def _next_batch(
-        self, items: Iterator[Session | Rejection | Known]
+        self, items: Iterator[Prepared | Session | Rejection | Known]
     ) -> tuple[list[Job], int, bool]:
         """In the producer's thread: read sessions until a batch has work to do.
 
@@ -509,7 +551,7 @@ class _Run:
             self.cpu["read"] += time.thread_time() - cpu
 
     def _read_batch(
-        self, items: Iterator[Session | Rejection | Known]
+        self, items: Iterator[Prepared | Session | Rejection | Known]
     ) -> tuple[list[Job], int, bool]:
         jobs: list[Job] = []
         finished = 0
@@ -518,10 +560,16 @@ class _Run:
         while len(jobs) < _BATCH:
             if limit is not None and result.sessions >= limit:
                 return jobs, finished, False
-            item = next(items, None)
-            if item is None:
+            read = next(items, None)
+            if read is None:
                 return jobs, finished, False
             result.rows_read += 1
+            item: Session | Rejection | Known
+            prepared: Prepared | None
+            if isinstance(read, Prepared):  # read and rendered by a worker process
+                prepared, item = read, read.session
+            else:
+                prepared, item = None, read
             self.reached.add(item.source if not isinstance(item, Session) else item.source.source)
             if isinstance(item, Rejection):
                 self.rejects.add(item)
@@ -535,6 +583,7 @@ class _Run:
                 continue
             self.per_source[item.source.source] += 1
             job = self.planner.plan(item)
+            job.prepared = prepared
             result.changed += job.changed
             result.failed_before += job.failed_before
             if job.pending:

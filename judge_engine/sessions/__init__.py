@@ -376,6 +376,12 @@ class SessionReader:
         else:
             yield self._unique(item)
 
+    def admit(self, session: Session) -> Rejection | None:
+        """A session read elsewhere (a worker process), in its turn: None, or its
+        `duplicate_session_id` rejection."""
+        result = self._unique(session)
+        return result if isinstance(result, Rejection) else None
+
     def end_source(self, spec: str) -> Iterator[Session | Rejection]:
         """The OTLP sessions a source's end completes."""
         return self._grouped(self._assembler.end_source(spec))
