@@ -70,7 +70,7 @@ from .sinks import (
     scores_current,
 )
 from .transcripts import TranscriptLog
-from .workers import PreparedReader, Setup, default_workers
+from .workers import PoolError, PreparedReader, Setup, default_workers
 
 #: Workers per request the transport may have in flight: a worker waiting out a
 #: retry's backoff holds no slot, and another worker's request takes it.
@@ -340,7 +340,7 @@ class _Run:
                     self.scores_synced = True
                 self.scores.close()
                 self.transcripts.close()
-        except (FatalError, JournalError, SourceError) as exc:
+        except (FatalError, JournalError, SourceError, PoolError) as exc:
             self.result.status = "error"
             self.result.message = self.secrets.scrub(str(exc))
         finally:
@@ -458,7 +458,7 @@ class _Run:
                         send_records.close()
                     control.cancel_scope.cancel()
         except BaseException as group:  # unwrap the one error that ended the run
-            fatal = _first(group, (FatalError, JournalError, SourceError))
+            fatal = _first(group, (FatalError, JournalError, SourceError, PoolError))
             if fatal is not None:
                 raise fatal from None
             raise

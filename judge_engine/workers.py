@@ -28,15 +28,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
+import traceback
 from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 from . import transcripts
 from .config import PanelOptions, RequestOptions
@@ -48,10 +50,12 @@ from .sessions import (
     Known,
     RawLine,
     RawRow,
+    RawSpan,
     ReadOptions,
     Rejection,
     Session,
     SessionReader,
+    SpanFiles,
     expand,
     iter_rows,
     read_piece,
@@ -68,7 +72,7 @@ _ROW_WEIGHT = 256 << 10
 #: about a thousand verdicts a second; more readers than that feeds are idle).
 MAX_DEFAULT_WORKERS = 8
 
-Piece = RawLine | RawRow | Rejection | Known
+Piece = RawSpan | RawLine | RawRow | Rejection | Known
 Result = Prepared | Rejection | Known | RawRow
 
 
@@ -104,6 +108,7 @@ class Preparer:
         self.planner = Planner(
             setup.panel, setup.request, setup.rubrics, secrets=setup.secrets.values
         )
+        self.files = SpanFiles()
 
     def batch(self, pieces: Sequence[Piece]) -> tuple[list[Result], float]:
         """Each piece's result, and the CPU seconds they took."""
@@ -114,6 +119,8 @@ class Preparer:
     def piece(self, piece: Piece) -> Result:
         if isinstance(piece, (Rejection, Known)):
             return piece
+        if isinstance(piece, RawSpan):
+            piece = self.files.read(piece)
         result = read_piece(piece, self.read, self.known)
         if not isinstance(result, Session):
             return result
@@ -131,33 +138,150 @@ class Preparer:
         return Prepared(result.without_messages(), request, None, text, line)
 
 
-#: The worker process's `Preparer` (set by `_start`).
-_preparer: Preparer | None = None
-
-
-def _start(setup: Setup, parent: int) -> None:
-    """A worker process's start: its preparer; Ctrl-C is the run's to handle; and a
-    watch that ends the process once the run's process is gone (a kill -9 of the run
-    would otherwise leave it waiting for work forever)."""
-    global _preparer
+def _serve(connection: Connection, setup: Setup) -> None:
+    """A worker process: batches in, results out, on one connection, until the run
+    closes it or is gone (its end closes: the process exits, never waits forever).
+    Ctrl-C is the run's to handle. A thread takes batches off the connection as they
+    come, so the run's sends never wait on this process's replies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _preparer = Preparer(setup)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored now
+    preparer = Preparer(setup)
+    batches: queue.SimpleQueue[list[Piece]] = queue.SimpleQueue()
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
+    def take() -> None:
+        while True:
+            try:
+                batches.put(connection.recv())
+            except (EOFError, OSError):
+                os._exit(0)
 
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+    threading.Thread(target=take, name="take-batches", daemon=True).start()
+    while True:
+        batch = batches.get()
+        try:
+            reply: tuple[list[Result], float] | str = preparer.batch(batch)
+        except Exception:  # a bug: the run stops and says what it was
+            reply = traceback.format_exc()
+        try:
+            connection.send(reply)
+        except (OSError, ValueError):
+            os._exit(0)
 
 
-def _work(pieces: list[Piece]) -> tuple[list[Result], float]:
-    assert _preparer is not None, "worker started without its setup"
-    return _preparer.batch(pieces)
+class PoolError(Exception):
+    """Worker processes that keep dying (out of memory, killed): the run stops."""
+
+
+class WorkerError(RuntimeError):
+    """A worker process raised: a bug in reading or rendering, with its traceback."""
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    connection: Connection
+    #: The batches sent to it and not answered yet, oldest first.
+    held: deque[list[Piece]] = field(default_factory=deque)
+    dead: bool = False
+
+
+class _Pool:
+    """Worker processes, each with its own connection and the batches it holds: a
+    death fails exactly the rows that worker held (a shared queue, as in
+    `concurrent.futures.ProcessPoolExecutor`, fails every batch of the pool, and on
+    Python 3.11 its clean-up can hang when a worker dies while another starts)."""
+
+    def __init__(self, count: int, setup: Setup) -> None:
+        self._setup = setup
+        self._context = multiprocessing.get_context("spawn")
+        self.workers = [self._start() for _ in range(count)]
+        self.started = count
+        self._turn = 0
+
+    def _start(self) -> _Worker:
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_serve, args=(theirs, self._setup), name="judge-engine-reader", daemon=True
+        )
+        # A new process inherits the starting thread's signal mask: Ctrl-C pressed while
+        # it still imports must not print its traceback.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        theirs.close()  # its end lives in the worker alone: its death is our EOF
+        return _Worker(process, ours)
+
+    def send(self, batch: list[Piece]) -> _Worker:
+        """Hand a batch to the live worker holding the fewest; a dead worker that holds
+        nothing more is replaced first."""
+        while True:
+            for index, worker in enumerate(self.workers):
+                if worker.dead and not worker.held:
+                    self.workers[index] = self._start()
+                    self.started += 1
+            self._turn += 1
+            order = self.workers[self._turn % len(self.workers) :] + self.workers
+            alive = [w for w in order if not w.dead]
+            if self.started > 4 * len(self.workers) + 16:
+                raise PoolError(
+                    f"{self.started - len(self.workers)} worker processes died reading; "
+                    "is the machine out of memory? (--workers 1 reads in this process)"
+                )
+            if not alive:  # every worker died holding batches: one more, for this one
+                self.workers.append(self._start())
+                self.started += 1
+                continue
+            worker = min(alive, key=lambda w: len(w.held))
+            try:
+                worker.connection.send(batch)
+            except (OSError, ValueError):
+                worker.dead = True  # died since its last answer: another takes the batch
+                continue
+            worker.held.append(batch)
+            return worker
+
+    def receive(self, worker: _Worker) -> tuple[list[Result], float]:
+        """The answer to the oldest batch `worker` holds, or, if it died, that batch's
+        rows rejected (`worker_crashed`)."""
+        batch = worker.held.popleft()
+        if not worker.dead:
+            try:
+                reply: tuple[list[Result], float] | str = worker.connection.recv()
+            except (EOFError, OSError):
+                worker.dead = True
+            else:
+                if isinstance(reply, str):
+                    raise WorkerError(f"a worker process failed:\n{reply}")
+                return reply
+        worker.process.join(timeout=5)
+        return _crashed(batch, _how(worker.process.exitcode)), 0.0
+
+    def pids(self) -> list[int]:
+        return sorted(w.process.pid for w in self.workers if w.process.pid and not w.dead)
+
+    def close(self) -> None:
+        """Close every connection (a worker exits at its end), then join the workers;
+        one still running after 5 s is killed."""
+        for worker in self.workers:
+            worker.connection.close()
+        deadline = time.monotonic() + 5
+        for worker in self.workers:
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+
+
+def _how(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 def _crashed(pieces: Sequence[Piece], why: str) -> list[Result]:
-    """A batch whose worker died twice: each of its rows rejected, with why."""
+    """A batch whose worker died: each of its rows rejected, with why."""
     return [
         piece
         if isinstance(piece, (Rejection, Known))
@@ -196,20 +320,26 @@ class PreparedReader:
             session_by=session_by,
         )
         self._local: Preparer | None = None
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: _Pool | None = None
         #: CPU seconds the worker processes spent on the batches they returned.
         self.worker_cpu = 0.0
-        #: Pools started (1 normally; more after a worker died).
-        self.pools = 0
+        #: Worker processes started (`workers`, and one more for each that died).
+        self.started = 0
 
     def __iter__(self) -> Iterator[Prepared | Session | Rejection | Known]:
-        # In order: a batch's future, or the end of a source (its OTLP sessions).
-        pending: deque[tuple[Future[tuple[list[Result], float]], list[Piece]] | str] = deque()
+        # In order: a batch and the worker holding it, or the end of a source.
+        pending: deque[tuple[_Worker, list[Piece]] | str] = deque()
         batch: list[Piece] = []
         size = read_bytes = read_rows = 0
         for spec in expand(self._sources):
             for piece in iter_rows(spec, self._max_row_bytes, lazy=True):
-                weight = len(piece.line) if isinstance(piece, RawLine) else _ROW_WEIGHT
+                weight = (
+                    piece.length
+                    if isinstance(piece, RawSpan)
+                    else len(piece.line)
+                    if isinstance(piece, RawLine)
+                    else _ROW_WEIGHT
+                )
                 batch.append(piece)
                 size += weight
                 read_bytes += weight
@@ -221,7 +351,7 @@ class PreparedReader:
                 ):
                     yield from self._results(self._here(batch))
                 else:
-                    pending.append((self._submit(batch), batch))
+                    pending.append((self._send(batch), batch))
                     while len(pending) > 2 * self._workers:
                         yield from self._next(pending)
                 batch, size = [], 0
@@ -230,7 +360,7 @@ class PreparedReader:
                 yield from self._reader.end_source(spec)
             else:
                 if batch:
-                    pending.append((self._submit(batch), batch))
+                    pending.append((self._send(batch), batch))
                 pending.append(spec)
             batch, size = [], 0
         while pending:
@@ -238,66 +368,40 @@ class PreparedReader:
         yield from self._reader.finish()
 
     def worker_pids(self) -> list[int]:
-        """The current pool's worker processes (none before it starts)."""
-        processes = getattr(self._pool, "_processes", None) or {}  # not public API
-        return sorted(processes)
+        """The live worker processes (none before the pool starts)."""
+        return self._pool.pids() if self._pool is not None else []
 
     def close(self) -> None:
-        """Stop the pool: batches not begun are dropped, workers are joined."""
+        """Stop the pool (its workers are joined) and close the files read here."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
+        if self._local is not None:
+            self._local.files.close()
 
     def _here(self, batch: list[Piece]) -> list[Result]:
         if self._local is None:
             self._local = Preparer(self._setup)
         return self._local.batch(batch)[0]
 
-    def _submit(self, batch: list[Piece]) -> Future[tuple[list[Result], float]]:
+    def _send(self, batch: list[Piece]) -> _Worker:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start,
-                initargs=(self._setup, os.getpid()),
-            )
-            self.pools += 1
-        try:
-            return self._pool.submit(_work, batch)
-        except BrokenProcessPool as exc:  # a worker died since: this batch's turn says so
-            future: Future[tuple[list[Result], float]] = Future()
-            future.set_exception(exc)
-            return future
+            self._pool = _Pool(self._workers, self._setup)
+        worker = self._pool.send(batch)
+        self.started = self._pool.started
+        return worker
 
     def _next(
-        self,
-        pending: deque[tuple[Future[tuple[list[Result], float]], list[Piece]] | str],
+        self, pending: deque[tuple[_Worker, list[Piece]] | str]
     ) -> Iterator[Prepared | Session | Rejection | Known]:
         head = pending.popleft()
         if isinstance(head, str):
             yield from self._reader.end_source(head)
             return
-        future, batch = head
-        try:
-            results, cpu = future.result()
-        except BrokenProcessPool:
-            # Every batch still out went down with that pool: each is tried again
-            # alone, in a new one, this batch first.
-            self.close()
-            results, cpu = self._again(batch)
-            for index, item in enumerate(pending):
-                if not isinstance(item, str):
-                    pending[index] = (_done(self._again(item[1])), item[1])
+        assert self._pool is not None
+        results, cpu = self._pool.receive(head[0])
         self.worker_cpu += cpu
         yield from self._results(results)
-
-    def _again(self, batch: list[Piece]) -> tuple[list[Result], float]:
-        """A batch whose pool broke, alone in a new pool; rejected if that breaks too."""
-        try:
-            return self._submit(batch).result()
-        except BrokenProcessPool as exc:
-            self.close()
-            return _crashed(batch, str(exc) or "killed"), 0.0
 
     def _results(self, results: list[Result]) -> Iterator[Prepared | Session | Rejection | Known]:
         for result in results:
@@ -306,9 +410,3 @@ class PreparedReader:
                 yield duplicate if duplicate is not None else result
             else:
                 yield from self._reader.accept(result)
-
-
-def _done(value: tuple[list[Result], float]) -> Future[tuple[list[Result], float]]:
-    future: Future[tuple[list[Result], float]] = Future()
-    future.set_result(value)
-    return future

@@ -41,7 +41,9 @@ from .sources import (
     KnownRows,
     RawLine,
     RawRow,
+    RawSpan,
     SourceError,
+    SpanFiles,
     count_rows,
     decode_line,
     expand,
@@ -64,6 +66,7 @@ __all__ = [
     "Message",
     "RawLine",
     "RawRow",
+    "RawSpan",
     "ReadOptions",
     "Reading",
     "Rejection",
@@ -71,6 +74,7 @@ __all__ = [
     "SessionReader",
     "SourceError",
     "SourceRef",
+    "SpanFiles",
     "ToolCall",
     "census",
     "count_rows",
@@ -289,6 +293,7 @@ def read_sessions(
     )
     for spec in expand(sources):
         for item in iter_rows(spec, reader.max_row_bytes, known):
+            assert not isinstance(item, RawSpan), "spans come only from lazy reading"
             if isinstance(item, (Rejection, Known)):
                 yield from reader.accept(item)
             else:
