@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 
 from . import transcripts
@@ -193,7 +194,7 @@ class _Pool:
 
     def __init__(self, count: int, setup: Setup) -> None:
         self._setup = setup
-        self._context = multiprocessing.get_context("spawn")
+        self._context = _context()
         self.workers = [self._start() for _ in range(count)]
         self.started = count
         self._turn = 0
@@ -272,6 +273,17 @@ class _Pool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
+
+
+def _context() -> SpawnContext | ForkServerContext:
+    """How workers start: forked from a server process that imported this module once
+    (a worker then starts in milliseconds, not the half second of a fresh interpreter's
+    imports), or spawned where there is no fork server."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def _how(exitcode: int | None) -> str:

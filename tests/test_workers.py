@@ -4,6 +4,7 @@ it held; no worker outlives its run; Ctrl-C and kill -9 stay as they were."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -105,20 +106,11 @@ def test_the_pool_reads_what_one_process_reads_in_the_same_order(
         assert item.request.judge_model == "gpt-4.1"
 
 
-def _children() -> set[int]:
-    """This process's child processes (Linux: /proc)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        text = (task / "children").read_text()
-        found.update(int(pid) for pid in text.split())
-    return found
-
-
 def _kill_workers(reader: workers.PreparedReader, until: threading.Event) -> None:
     """SIGKILL every worker process that shows up until `until` is set."""
     while not until.is_set():
         for pid in reader.worker_pids():
-            with __import__("contextlib").suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
 
@@ -235,10 +227,12 @@ async def test_a_resume_with_workers_asks_only_what_is_missing(tmp_path: Path) -
 
 
 def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (Linux: /proc): workers are forked by a server process."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with __import__("contextlib").suppress(OSError):
-            found.update(int(p) for p in (task / "children").read_text().split())
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found |= {int(child), *_descendants(int(child))}
     return found
 
 
@@ -265,7 +259,7 @@ async def _running_with_workers(
         while True:
             assert process.returncode is None, "the run ended before its workers started"
             found = _descendants(process.pid)
-            if len(found) >= 2 and await journal.exists() and (await journal.stat()).st_size:
+            if len(found) >= 4 and await journal.exists() and (await journal.stat()).st_size:
                 return process, found
             await anyio.sleep(0.02)
 
@@ -345,3 +339,37 @@ def test_lines_found_as_spans_are_the_lines_read_one_by_one(
         assert [getattr(item, "reason", "row") for item in spans] == [
             "row", "row", "invalid_json", "row_too_large", "row", "row_too_large", "row",
         ]  # fmt: skip
+
+
+_IDLE_READER = """
+import sys, time
+from tests.test_workers import _setup
+from judge_engine import workers
+workers.POOL_AFTER_ROWS = 1
+reader = workers.PreparedReader(
+    [sys.argv[1]], _setup(), workers=2, max_row_mb=8, max_open_mb=64, session_by="auto"
+)
+items = list(reader)
+print(len(items), *reader.worker_pids(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_idle_workers_end_with_the_process_that_started_them(tmp_path: Path) -> None:
+    """A run killed (kill -9) while its workers wait for work: they see their
+    connection end and exit, whoever started them."""
+    source = write_jsonl(tmp_path / "s.jsonl", _rows(60))
+    process = subprocess.Popen(
+        [sys.executable, "-c", _IDLE_READER, str(source)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[1],
+    )
+    assert process.stdout is not None
+    count, *pids = (int(word) for word in process.stdout.readline().split())
+    assert count == 60 and len(pids) == 2 and all(_alive(pid) for pid in pids)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "a worker outlived its run"
+        time.sleep(0.1)
