@@ -5,7 +5,8 @@ of sessions: large (Exgentic-style OTel rows of 30 calls, about 1.4 MB) and smal
 calls, about 9 KB). Each is graded by bench/minimal_client.py (parse each row once,
 post its last call) and by `judge-engine grade` with `--workers 1` (all in one
 process) and `--workers N` (N = the usable cores: the worker pool). CPU is the
-process's user+system time from wait4, its worker processes included; the engine's
+user+system time of the program's whole process tree (`tree_cpu.py` adopts and reaps
+every descendant, so wait4 counts the fork server and the workers too); the engine's
 per-stage split comes from its summary.json (read: sources, adapters, guard, resume
 check, and with workers the hand-over to them; render; parse: verdicts; journal:
 durable writes and score rows; HTTP+loop: the rest of the sending process; workers:
@@ -31,6 +32,8 @@ from typing import Any
 from _common import KEY, Child, Sim, grade_command, machine, run, summary, write_sessions
 
 MINIMAL = str(Path(__file__).with_name("minimal_client.py"))
+#: Every program runs under this, so the CPU of its whole process tree is counted.
+TREE = [sys.executable, str(Path(__file__).with_name("tree_cpu.py"))]
 STAGES = ("read", "render", "http_and_loop", "parse", "journal", "workers")
 
 
@@ -64,13 +67,14 @@ def main() -> None:
             minimal_runs: list[Child] = []
             engine_runs: dict[int, list[tuple[Child, dict[str, float]]]] = {n: [] for n in counts}
             for round_ in range(args.rounds):
-                minimal = run([sys.executable, MINIMAL, str(source), sim.url])
+                minimal = run([*TREE, sys.executable, MINIMAL, str(source), sim.url])
                 assert minimal.returncode == 0, minimal.stdout
                 minimal_runs.append(minimal)
                 for n in counts:
                     out = Path(tmp) / f"out-{size}-{n}-{round_}"
                     engine = run(
-                        grade_command(
+                        TREE
+                        + grade_command(
                             [str(source)], sim.url, out, "--concurrency", "64", "--workers", str(n)
                         ),
                         env={"OPENAI_API_KEY": KEY},

@@ -227,8 +227,10 @@ class _Pool:
             alive = [w for w in order if not w.dead]
             if self.started > 4 * len(self.workers) + 16:
                 raise PoolError(
-                    f"{self.started - len(self.workers)} worker processes died reading; "
-                    "is the machine out of memory? (--workers 1 reads in this process)"
+                    f"{self.started - len(self.workers)} worker processes died reading: a "
+                    "script that starts a run must do it under `if __name__ == "
+                    '"__main__":` (each worker imports the main module), or the machine '
+                    "is out of memory; --workers 1 reads in this process"
                 )
             if not alive:  # every worker died holding batches: one more, for this one
                 self.workers.append(self._start())
