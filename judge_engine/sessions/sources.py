@@ -62,7 +62,7 @@ class RawRow:
 DIGEST_HEX = 16
 
 
-def fingerprint(content: bytes) -> str:
+def fingerprint(content: bytes | memoryview) -> str:
     """A row's content as 64 bits of its SHA-1 digest and its length, in hex (about
     1 GB/s). Enough to tell a changed row from the same one, and to know a row seen
     before without parsing it again (a resume): two different rows share one with a
@@ -356,8 +356,11 @@ def decode_line(
     line: bytes, source: str, row: int, known: KnownRows | None = None
 ) -> RawRow | Rejection | Known:
     """One JSON line -> its row (fingerprinted), a rejection, or `Known` (not decoded)."""
-    content = line.rstrip(b"\r\n")
-    print_ = fingerprint(content)
+    end = len(line)
+    while end and line[end - 1] in b"\r\n":
+        end -= 1
+    # A view, not a copy: rstrip copied rows of megabytes (0.2 ms a 1.4 MB row).
+    print_ = fingerprint(memoryview(line)[:end])
     if known is not None:
         number = known(print_)
         if number is not None:
