@@ -30,9 +30,11 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
+import types
 from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -207,9 +209,15 @@ class _Pool:
         # A new process inherits the starting thread's signal mask: Ctrl-C pressed while
         # it still imports must not print its traceback.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # A worker needs nothing from the main module, and multiprocessing would import
+        # it in each worker (running a script's unguarded code there, a run in every
+        # worker): while it starts one, the main module is an empty one.
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
         try:
             process.start()
         finally:
+            sys.modules["__main__"] = main
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         theirs.close()  # its end lives in the worker alone: its death is our EOF
         return _Worker(process, ours)
@@ -227,10 +235,8 @@ class _Pool:
             alive = [w for w in order if not w.dead]
             if self.started > 4 * len(self.workers) + 16:
                 raise PoolError(
-                    f"{self.started - len(self.workers)} worker processes died reading: a "
-                    "script that starts a run must do it under `if __name__ == "
-                    '"__main__":` (each worker imports the main module), or the machine '
-                    "is out of memory; --workers 1 reads in this process"
+                    f"{self.started - len(self.workers)} worker processes died reading "
+                    "(is the machine out of memory?); --workers 1 reads in this process"
                 )
             if not alive:  # every worker died holding batches: one more, for this one
                 self.workers.append(self._start())

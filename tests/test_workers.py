@@ -373,3 +373,36 @@ def test_idle_workers_end_with_the_process_that_started_them(tmp_path: Path) -> 
     while any(_alive(pid) for pid in pids):
         assert time.monotonic() < deadline, "a worker outlived its run"
         time.sleep(0.1)
+
+
+_UNGUARDED = """
+import sys
+import anyio
+from judge_engine import Config, grade
+
+config = Config.of(
+    sources=(sys.argv[1],), judge=("gpt-4.1",), base_url=sys.argv[2], out=sys.argv[3],
+    quiet=True, workers=2,
+)
+result, _ = anyio.run(grade, config, "sk-unguarded-" + "u" * 20)
+print("STATUS", result.status, result.rejected, result.graded, result.message)
+"""
+
+
+async def test_a_script_without_the_main_guard_runs_as_it_would_in_one_process(
+    tmp_path: Path,
+) -> None:
+    """multiprocessing imports the main module in each new process; the workers never
+    do, so a script that starts a run at its top level works (without it, each worker
+    ran the script: a run of its own, and the rows it held were lost)."""
+    source = write_jsonl(tmp_path / "s.jsonl", _rows(400))
+    script = tmp_path / "grade_it.py"
+    await anyio.Path(script).write_text(_UNGUARDED)
+    async with Simulator(SimConfig()) as simulator:
+        with anyio.fail_after(120):
+            done = await anyio.run_process(
+                [sys.executable, str(script), str(source), simulator.url, str(tmp_path / "o")],
+                check=False,
+            )
+    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("STATUS")]
+    assert [line.strip() for line in lines] == ["STATUS done 0 400"], done.stderr.decode()[-2000:]
