@@ -17,11 +17,13 @@ same as with one process.
 
 A run starts reading in its own thread and starts the pool only once it has read
 `POOL_AFTER_BYTES` or `POOL_AFTER_ROWS` (a small run never pays for starting
-processes). At most `2 x N` batches are out at a time (bounded memory). A worker
-that dies (killed, out of memory) fails the rows it held, never the run and never
-a hang: its pool's batches are tried again one at a time in a new pool, and a batch
-that breaks that one too has each of its rows rejected (`worker_crashed`). Workers
-ignore Ctrl-C (the run decides what stops) and exit when the run's process is gone.
+processes). At most `2 x N` batches are out at a time (bounded memory). Plain JSON-lines
+files are handed over as spans (where each line is): the reading process never copies
+a row. Each worker holds its own batches: one that dies (killed, out of memory) fails
+exactly the rows it held (`worker_crashed` rejections), never the run and never a hang,
+and a new worker takes its place. Workers are forked from a fork server that imported
+this module once, never import the main module, ignore Ctrl-C (the run decides what
+stops) and exit when their connection ends (the run closed it, or is gone).
 """
 
 from __future__ import annotations

@@ -208,7 +208,7 @@ class Rejection:
     source: str
     row: int
     #: A short code: invalid_json, invalid_utf8, unknown_schema, no_conversation,
-    #: duplicate_session_id, missing_id, malformed_row.
+    #: duplicate_session_id, missing_id, malformed_row, row_too_large, worker_crashed.
     reason: str
     detail: str
     session_id: str | None = None
