@@ -148,8 +148,7 @@ def _serve(connection: Connection, setup: Setup) -> None:
     closes it or is gone (its end closes: the process exits, never waits forever).
     Ctrl-C is the run's to handle. A thread takes batches off the connection as they
     come, so the run's sends never wait on this process's replies."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored now
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already, when forked (`_forkserver`)
     preparer = Preparer(setup)
     batches: queue.SimpleQueue[list[Piece]] = queue.SimpleQueue()
 
@@ -208,9 +207,6 @@ class _Pool:
         process = self._context.Process(
             target=_serve, args=(theirs, self._setup), name="judge-engine-reader", daemon=True
         )
-        # A new process inherits the starting thread's signal mask: Ctrl-C pressed while
-        # it still imports must not print its traceback.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         # A worker needs nothing from the main module, and multiprocessing would import
         # it in each worker (running a script's unguarded code there, a run in every
         # worker): while it starts one, the main module is an empty one.
@@ -220,7 +216,6 @@ class _Pool:
             process.start()
         finally:
             sys.modules["__main__"] = main
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         theirs.close()  # its end lives in the worker alone: its death is our EOF
         return _Worker(process, ours)
 
@@ -292,7 +287,8 @@ def _context() -> SpawnContext | ForkServerContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    # `_forkserver` first: the server, and every worker it forks, ignore Ctrl-C.
+    context.set_forkserver_preload([f"{__package__}._forkserver", __name__])
     return context
 
 

@@ -287,7 +287,7 @@ async def test_no_worker_outlives_a_killed_run_and_ctrl_c_stays_quiet(tmp_path: 
             stdout = b"".join([chunk async for chunk in process.stdout])
             stderr = b"".join([chunk async for chunk in process.stderr])
         assert process.returncode == 130, (stdout, stderr)
-        assert b"Traceback" not in stderr and b"KeyboardInterrupt" not in stderr, stderr
+        assert b"Traceback" not in stderr and b"KeyboardInterrupt" not in stderr, stderr[-4000:]
         with anyio.fail_after(15):
             while any(_alive(pid) for pid in pool):  # noqa: ASYNC110 (other processes)
                 await anyio.sleep(0.1)
