@@ -72,6 +72,12 @@ def _setup(**read: Any) -> workers.Setup:
     )
 
 
+def _reader(sources: list[str]) -> workers.PreparedReader:
+    return workers.PreparedReader(
+        sources, _setup(), workers=2, max_row_mb=1, max_open_mb=64, session_by="auto"
+    )
+
+
 def _shape(item: Any) -> tuple[str, ...]:
     if isinstance(item, Prepared):
         item = item.session
@@ -82,14 +88,18 @@ def _shape(item: Any) -> tuple[str, ...]:
     return ("other", repr(item))
 
 
-def test_the_pool_reads_what_one_process_reads_in_the_same_order(
-    tmp_path: Path, early_pool: None
-) -> None:
+@pytest.fixture
+def mixed(tmp_path: Path, early_pool: None) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The sources of every kind of row, and what one process reads of them."""
     sources = _sources(tmp_path)
-    alone = [_shape(item) for item in read_sessions(sources, max_row_mb=1)]
-    reader = workers.PreparedReader(
-        sources, _setup(), workers=2, max_row_mb=1, max_open_mb=64, session_by="auto"
-    )
+    return sources, [_shape(item) for item in read_sessions(sources, max_row_mb=1)]
+
+
+def test_the_pool_reads_what_one_process_reads_in_the_same_order(
+    mixed: tuple[list[str], list[tuple[str, ...]]],
+) -> None:
+    sources, alone = mixed
+    reader = _reader(sources)
     try:
         items = list(reader)
     finally:
@@ -115,16 +125,13 @@ def _kill_workers(reader: workers.PreparedReader, until: threading.Event) -> Non
         time.sleep(0.01)
 
 
-def test_a_killed_worker_fails_no_row_and_a_pool_that_keeps_dying_fails_only_its_rows(
-    tmp_path: Path, early_pool: None
+def test_a_killed_worker_fails_only_the_rows_it_held_and_never_the_run(
+    mixed: tuple[list[str], list[tuple[str, ...]]],
 ) -> None:
-    sources = _sources(tmp_path)
-    alone = [_shape(item) for item in read_sessions(sources, max_row_mb=1)]
+    sources, alone = mixed
     # One worker killed: the rows it held are rejected with the reason (a run reads
     # them again), every other row is read, and a new worker takes its place.
-    reader = workers.PreparedReader(
-        sources, _setup(), workers=2, max_row_mb=1, max_open_mb=64, session_by="auto"
-    )
+    reader = _reader(sources)
     try:
         items = iter(reader)
         got = [_shape(next(items)) for _ in range(25)]  # the pool is running now
@@ -139,9 +146,7 @@ def test_a_killed_worker_fails_no_row_and_a_pool_that_keeps_dying_fails_only_its
         assert mine == theirs or (mine[0] == "rejected" and mine[3] == "worker_crashed")
     # Every worker killed as soon as it starts, for a while: the rows they held are
     # rejected with the reason, every other row is read, and the run never hangs.
-    reader = workers.PreparedReader(
-        sources, _setup(), workers=2, max_row_mb=1, max_open_mb=64, session_by="auto"
-    )
+    reader = _reader(sources)
     stop = threading.Event()
     killer = threading.Thread(target=_kill_workers, args=(reader, stop))
     try:
