@@ -462,7 +462,7 @@ class RunOptions:
         None,
         "processes that read, normalize and render sessions while this one sends and "
         "journals (default: the usable cores, at most 8; 1: everything in this process; "
-        "a run starts them only after its first 4 MB or 256 rows)",
+        "a run starts them only after its first 16 MB or 1,024 rows)",
         metavar="N",
     )
     quiet: bool = option(False, "no progress bar")

@@ -181,8 +181,8 @@ def _records(out: Path) -> list[tuple[Any, ...]]:
 async def test_grading_with_workers_gives_the_verdicts_and_texts_of_one_process(
     tmp_path: Path,
 ) -> None:
-    # Over 4 MB: the pool starts by itself partway through the run.
-    source = str(write_jsonl(tmp_path / "s.jsonl", _rows(300, turn_bytes=4000)))
+    # Over 16 MB: the pool starts by itself partway through the run.
+    source = str(write_jsonl(tmp_path / "s.jsonl", _rows(300, turn_bytes=20000)))
     assert (await anyio.Path(source).stat()).st_size > workers.POOL_AFTER_BYTES
     results = {}
     async with Simulator(SimConfig()) as simulator:
@@ -214,7 +214,7 @@ async def test_grading_with_workers_gives_the_verdicts_and_texts_of_one_process(
 
 
 async def test_a_resume_with_workers_asks_only_what_is_missing(tmp_path: Path) -> None:
-    source = str(write_jsonl(tmp_path / "s.jsonl", _rows(400, turn_bytes=4000)))
+    source = str(write_jsonl(tmp_path / "s.jsonl", _rows(400, turn_bytes=20000)))
     out = tmp_path / "out"
     async with Simulator(SimConfig()) as simulator:
         config = Config.of(
@@ -351,6 +351,7 @@ import sys, time
 from tests.test_workers import _setup
 from judge_engine import workers
 workers.POOL_AFTER_ROWS = 1
+workers.BATCH_ROWS = 4
 reader = workers.PreparedReader(
     [sys.argv[1]], _setup(), workers=2, max_row_mb=8, max_open_mb=64, session_by="auto"
 )
@@ -400,7 +401,7 @@ async def test_a_script_without_the_main_guard_runs_as_it_would_in_one_process(
     """multiprocessing imports the main module in each new process; the workers never
     do, so a script that starts a run at its top level works (without it, each worker
     ran the script: a run of its own, and the rows it held were lost)."""
-    source = write_jsonl(tmp_path / "s.jsonl", _rows(400))
+    source = write_jsonl(tmp_path / "s.jsonl", _rows(400, turn_bytes=20000))
     script = tmp_path / "grade_it.py"
     await anyio.Path(script).write_text(_UNGUARDED)
     async with Simulator(SimConfig()) as simulator:
