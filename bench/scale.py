@@ -7,7 +7,7 @@ zero-latency simulator:
 3. a half-finished 100,000-session run (graded with --limit 50000), run again: time
    until its first new request, and in all.
 
-    python bench/scale.py [--sizes 1000,10000,100000]
+    python bench/scale.py [--sizes 1000,10000,100000] [--workers N]
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ ENV = {"OPENAI_API_KEY": KEY}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--workers", help="grade's --workers (default: grade's own)")
     args = parser.parse_args()
+    extra = ("--workers", args.workers) if args.workers else ()
     sizes = [int(n) for n in args.sizes.split(",")]
     print(f"machine: {machine()}")
     print("| sessions | verdicts/s | wall s | peak RSS MB | journal MB |")
@@ -37,7 +39,9 @@ def main() -> None:
         with Sim() as sim:
             for n in sizes:
                 out = folder / f"out-{n}"
-                child = run(grade_command([str(source)], sim.url, out, "--limit", str(n)), env=ENV)
+                child = run(
+                    grade_command([str(source)], sim.url, out, "--limit", str(n), *extra), env=ENV
+                )
                 assert child.returncode == 0, child.stdout
                 journal = (out / "journal.jsonl").stat().st_size / 1e6
                 print(
@@ -48,7 +52,7 @@ def main() -> None:
 
             out = folder / f"out-{biggest}"
             again = run(
-                grade_command([str(source)], sim.url, out, "--limit", str(biggest)), env=ENV
+                grade_command([str(source)], sim.url, out, "--limit", str(biggest), *extra), env=ENV
             )
             done = summary(out)
             print(
@@ -60,12 +64,13 @@ def main() -> None:
         half = folder / "out-half"
         with Sim() as sim:
             first = run(
-                grade_command([str(source)], sim.url, half, "--limit", str(biggest // 2)), env=ENV
+                grade_command([str(source)], sim.url, half, "--limit", str(biggest // 2), *extra),
+                env=ENV,
             )
             assert first.returncode == 0
         with Sim() as sim:
             started = time.time()
-            rest = run(grade_command([str(source)], sim.url, half), env=ENV)
+            rest = run(grade_command([str(source)], sim.url, half, *extra), env=ENV)
             first_request = sim.stats()["first_arrival_epoch"] - started
             sent = summary(half)["requests_sent"]
         print(

@@ -63,6 +63,7 @@ from .sessions import (
     SpanFiles,
     expand,
     iter_rows,
+    line_print,
     read_piece,
 )
 
@@ -316,6 +317,11 @@ def _crashed(pieces: Sequence[Piece], why: str) -> list[Result]:
     ]
 
 
+#: What waits in order for its turn: a batch and the worker holding it, the end of a
+#: source (its OTLP sessions), or results ready without a worker.
+_Pending = tuple[_Worker, list[Piece]] | str | list[Result]
+
+
 class PreparedReader:
     """The sessions of a run's sources, read and rendered by `workers` processes, in
     source order (see the module docstring). Iterate once; `close` stops the pool."""
@@ -342,51 +348,77 @@ class PreparedReader:
         )
         self._local: Preparer | None = None
         self._pool: _Pool | None = None
+        #: What a resume knows, checked here (`_known_here`), and the files it reads.
+        self._known = known_rows(*setup.known) if setup.known else None
+        self._files = SpanFiles()
         #: CPU seconds the worker processes spent on the batches they returned.
         self.worker_cpu = 0.0
         #: Worker processes started (`workers`, and one more for each that died).
         self.started = 0
 
     def __iter__(self) -> Iterator[Prepared | Session | Rejection | Known]:
-        # In order: a batch and the worker holding it, or the end of a source.
-        pending: deque[tuple[_Worker, list[Piece]] | str] = deque()
+        pending: deque[_Pending] = deque()
         batch: list[Piece] = []
-        size = read_bytes = read_rows = 0
+        size = work = read_bytes = read_rows = 0
         for spec in expand(self._sources):
             for piece in iter_rows(spec, self._max_row_bytes, lazy=True):
-                weight = (
-                    piece.length
-                    if isinstance(piece, RawSpan)
-                    else len(piece.line)
-                    if isinstance(piece, RawLine)
-                    else _ROW_WEIGHT
-                )
+                piece = self._known_here(piece)
                 batch.append(piece)
-                size += weight
-                read_bytes += weight
-                read_rows += 1
+                if not isinstance(piece, (Known, Rejection)):  # work for a worker
+                    weight = (
+                        piece.length
+                        if isinstance(piece, RawSpan)
+                        else len(piece.line)
+                        if isinstance(piece, RawLine)
+                        else _ROW_WEIGHT
+                    )
+                    size += weight
+                    work += 1
+                    read_bytes += weight
+                    read_rows += 1
                 if len(batch) < BATCH_ROWS and size < BATCH_BYTES:
                     continue
-                if self._pool is None and (
-                    read_bytes < POOL_AFTER_BYTES and read_rows < POOL_AFTER_ROWS
-                ):
-                    yield from self._results(self._here(batch))
-                else:
-                    pending.append((self._send(batch), batch))
-                    while len(pending) > 2 * self._workers:
-                        yield from self._next(pending)
-                batch, size = [], 0
-            if self._pool is None:
-                yield from self._results(self._here(batch))
-                yield from self._reader.end_source(spec)
-            else:
-                if batch:
-                    pending.append((self._send(batch), batch))
+                start = read_bytes >= POOL_AFTER_BYTES or read_rows >= POOL_AFTER_ROWS
+                yield from self._dispatch(batch, bool(work), start, pending)
+                batch, size, work = [], 0, 0
+            yield from self._dispatch(batch, bool(work), False, pending)
+            batch, size, work = [], 0, 0
+            if pending:
                 pending.append(spec)
-            batch, size = [], 0
+            else:
+                yield from self._reader.end_source(spec)
         while pending:
             yield from self._next(pending)
         yield from self._reader.finish()
+
+    def _known_here(self, piece: Piece) -> Piece:
+        """A resume's row known by its fingerprint, found here (a read and a digest,
+        as with one process): a finished run hands no row to a worker."""
+        if self._known is None or not isinstance(piece, RawSpan):
+            return piece
+        print_ = line_print(self._files.read(piece).line)
+        number = self._known(print_)
+        return piece if number is None else Known(piece.source, piece.row, print_, number)
+
+    def _dispatch(
+        self, batch: list[Piece], work: bool, start: bool, pending: deque[_Pending]
+    ) -> Iterator[Prepared | Session | Rejection | Known]:
+        """A closed batch: to a worker once the pool runs (or may start), else read
+        here; a batch with nothing to read (known rows, rejections) needs no worker."""
+        if not batch:
+            return
+        if not work:
+            done: list[Result] = [p for p in batch if isinstance(p, (Known, Rejection))]
+            if pending:
+                pending.append(done)  # in its turn, after the batches out before it
+            else:
+                yield from self._results(done)
+        elif self._pool is None and not start:
+            yield from self._results(self._here(batch))
+        else:
+            pending.append((self._send(batch), batch))
+            while len(pending) > 2 * self._workers:
+                yield from self._next(pending)
 
     def worker_pids(self) -> list[int]:
         """The live worker processes (none before the pool starts)."""
@@ -399,6 +431,7 @@ class PreparedReader:
             pool.close()
         if self._local is not None:
             self._local.files.close()
+        self._files.close()
 
     def _here(self, batch: list[Piece]) -> list[Result]:
         if self._local is None:
@@ -412,12 +445,13 @@ class PreparedReader:
         self.started = self._pool.started
         return worker
 
-    def _next(
-        self, pending: deque[tuple[_Worker, list[Piece]] | str]
-    ) -> Iterator[Prepared | Session | Rejection | Known]:
+    def _next(self, pending: deque[_Pending]) -> Iterator[Prepared | Session | Rejection | Known]:
         head = pending.popleft()
         if isinstance(head, str):
             yield from self._reader.end_source(head)
+            return
+        if isinstance(head, list):
+            yield from self._results(head)
             return
         assert self._pool is not None
         results, cpu = self._pool.receive(head[0])

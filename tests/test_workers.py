@@ -227,6 +227,8 @@ async def test_a_resume_with_workers_asks_only_what_is_missing(tmp_path: Path) -
         assert len(simulator.arrivals) == 400
         third, _ = await grade(config.replace(workers=2), KEY)
         assert third.already_done == 400 and third.requests_sent == 0
+        # Known rows are found in the sending process: none is handed to a worker.
+        assert third.cpu_s.get("workers", 0.0) == 0.0
     keys = [record["key"] for record in read_jsonl(out / "journal.jsonl")]
     assert len(keys) == len(set(keys)) == 400
 

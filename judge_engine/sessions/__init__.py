@@ -48,6 +48,7 @@ from .sources import (
     decode_line,
     expand,
     iter_rows,
+    line_print,
 )
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "detect_format",
     "expand",
     "iter_rows",
+    "line_print",
     "parse_row",
     "read_piece",
     "read_sessions",

@@ -352,15 +352,20 @@ def count_rows(spec: str) -> int | None:
         return None
 
 
-def decode_line(
-    line: bytes, source: str, row: int, known: KnownRows | None = None
-) -> RawRow | Rejection | Known:
-    """One JSON line -> its row (fingerprinted), a rejection, or `Known` (not decoded)."""
+def line_print(line: bytes) -> str:
+    """A JSON line's fingerprint, its line ending left out."""
     end = len(line)
     while end and line[end - 1] in b"\r\n":
         end -= 1
     # A view, not a copy: rstrip copied rows of megabytes (0.2 ms a 1.4 MB row).
-    print_ = fingerprint(memoryview(line)[:end])
+    return fingerprint(memoryview(line)[:end])
+
+
+def decode_line(
+    line: bytes, source: str, row: int, known: KnownRows | None = None
+) -> RawRow | Rejection | Known:
+    """One JSON line -> its row (fingerprinted), a rejection, or `Known` (not decoded)."""
+    print_ = line_print(line)
     if known is not None:
         number = known(print_)
         if number is not None:
