@@ -674,6 +674,7 @@ class _Run:
         first record, unless an earlier run kept the same text (a resume, a judge added:
         one transcript per session and text); the records carry its digest. A worker
         process made it with the request, when it rendered the request sent."""
+        session_id = job.session.session_id
         prepared = job.prepared
         if (
             prepared is not None
@@ -681,18 +682,19 @@ class _Run:
             and prepared.text is not None
             and prepared.transcript is not None
         ):
-            job.text, line = prepared.text, prepared.transcript
-        else:
-            source = job.session.source
-            job.text, line = transcripts.prepare(
-                ask.request.body,
-                ask.request.marker,
-                job.session.session_id,
-                (source.source, source.row, source.format),
-                self.secrets.scrub,
-            )
-        if not self.journal.has_text(job.session.session_id, job.text):
-            job.transcript = line
+            job.text = prepared.text
+            if not self.journal.has_text(session_id, job.text):
+                job.transcript = prepared.transcript
+            return
+        # Here: compressed only when no earlier run kept the same text (a resume).
+        text = transcripts.read_text(ask.request.body, self.secrets.scrub)
+        job.text = transcripts.digest(text, ask.request.marker)
+        if self.journal.has_text(session_id, job.text):
+            return
+        source = job.session.source
+        job.transcript = transcripts.encode(
+            session_id, self.secrets.scrub(source.source), source.row, source.format, text
+        )
 
     def _scrubbed(self, record: Record) -> Record:
         """The record without the run's credentials, whatever a gateway echoed."""

@@ -70,10 +70,15 @@ def prepare(
     """What the judges read of one session (a request's last message), without the
     run's credentials: its `digest` and its line (`encode`: the session's `source`
     file, row and format), made once wherever the request was rendered."""
-    messages = request_body.get("messages") or [{}]
-    text = scrub(str(messages[-1].get("content", "")))
+    text = read_text(request_body, scrub)
     file, row, fmt = source
     return digest(text, marker), encode(session_id, scrub(file), row, fmt, text)
+
+
+def read_text(request_body: dict[str, Any], scrub: Callable[[str], str]) -> str:
+    """What the judges read in a request body (its last message), scrubbed."""
+    messages = request_body.get("messages") or [{}]
+    return scrub(str(messages[-1].get("content", "")))
 
 
 def encode(session_id: str, source: str, row: int, fmt: str, text: str) -> bytes:
