@@ -15,7 +15,7 @@ import pytest
 from judge_engine.config import Config, ConfigError
 from judge_engine.endpoints import resolve_judges
 from judge_engine.engine import grade
-from judge_engine.gateway.client import GatewayError
+from judge_engine.gateway.errors import GatewayError
 from judge_engine.gateway.profiles import ProfileError, learn, profile_for
 from judge_engine.gateway.providers import PROVIDERS, resolve, with_overrides
 from judge_engine.testing import synth

@@ -12,7 +12,7 @@ import orjson
 
 from ..gateway.anthropic_batch import LOG as ANTHROPIC_LOG
 from ..gateway.batch import LOG, BatchState, batch_states, forget
-from ..gateway.client import GatewayError
+from ..gateway.errors import GatewayError
 from ..journal import OutLock
 from ..redact import Secrets
 from ._common import UsageError, api_key, build_config, read_config_file

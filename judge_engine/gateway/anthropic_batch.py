@@ -26,7 +26,8 @@ import orjson
 from yarl import URL
 
 from .batch import BatchTransport, Submission, _object, _Waiter
-from .client import RETRYABLE_STATUS, GatewayError, Reply
+from .client import RETRYABLE_STATUS, Reply
+from .errors import GatewayError
 from .hints import RateInfo, parse_duration
 
 #: The log of submissions in OUT.

@@ -65,17 +65,16 @@ from ..files import open_state
 from ..redact import redact_text
 from .client import (
     RETRYABLE_STATUS,
-    GatewayError,
     GatewayStats,
     Reply,
     _error_message,
     _read_capped,
     body_chunks,
-    endpoint_url,
-    safe_url,
 )
+from .errors import GatewayError
 from .hints import MAX_HINT_S, RateInfo, retry_after
 from .transport import Transport
+from .urls import endpoint_url, safe_url
 
 #: The endpoint every line calls, as the documentation spells it.
 ENDPOINT = "/v1/chat/completions"

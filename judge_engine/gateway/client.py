@@ -38,49 +38,16 @@ from yarl import URL
 
 from ..files import UnsafePath, open_state
 from ..redact import redact_text
+from .errors import GatewayError
 from .hints import MAX_HINT_S, RateInfo, rate_info, retry_after
 from .limits import AdaptiveLimit, RequestPacer, ThrottleEvidence, TokenWindow
+from .urls import endpoint_url, safe_url
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: Status codes worth asking again; other 4xx are permanent for the request.
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 _MAX_BODY = 16 * 1024 * 1024
 #: A 429 retry hint at least this long means a spent rate window, not a passing throttle.
 _LONG_HINT_S = 2.0
-
-
-class GatewayError(Exception):
-    """A request that did not produce a usable reply."""
-
-    def __init__(
-        self,
-        kind: str,
-        message: str,
-        *,
-        status: int | None = None,
-        retryable: bool,
-        retry_after_s: float | None = None,
-        later: bool = False,
-        code: str | None = None,
-        param: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        #: What the provider's error body says: its code (`unsupported_parameter`,
-        #: `content_filter`...) and the parameter it names.
-        self.code = code
-        self.param = param
-        #: auth, rate_limited, server_error, timeout, connection, bad_response, client_error
-        self.kind = kind
-        self.status = status
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
-        #: Another run may pass, asking again within this one would not (the transport
-        #: already waited as long as it is worth): a transient failure at once.
-        self.later = later
-
-    def describe(self) -> str:
-        status = f" {self.status}" if self.status is not None else ""
-        return f"{self.kind}{status}: {self}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,39 +79,6 @@ class GatewayStats:
     by_status: dict[int, int] = field(default_factory=dict)
     #: Requests a batch's files answered twice, differently (asked again).
     conflicts: int = 0
-
-
-def _basic(user: str, password: str) -> str:
-    """An HTTP Basic Authorization value, by aiohttp's own encoder."""
-    encode = getattr(aiohttp, "encode_basic_auth", None)
-    if encode is not None:  # aiohttp 3.13 and later
-        return str(encode(user, password))
-    return str(aiohttp.BasicAuth(user, password).encode())
-
-
-def endpoint_url(base_url: str) -> tuple[URL, str | None]:
-    """The chat-completions URL for a base URL, and the Authorization value of the
-    credentials it carried, if any."""
-    url = URL(base_url.strip())
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"base URL must be http(s)://host/..., not {safe_url(base_url)}")
-    auth = None
-    if url.user is not None:
-        auth = _basic(url.user, url.password or "")
-        url = url.with_user(None).with_password(None)
-    path = url.path.rstrip("/")
-    if not path.endswith("/chat/completions"):
-        path += "/chat/completions"
-    return url.with_path(path), auth
-
-
-def safe_url(base_url: str) -> str:
-    """A URL fit to print: no credentials, no query."""
-    try:
-        url = URL(base_url)
-        return str(url.with_user(None).with_password(None).with_query(None))
-    except (ValueError, TypeError):
-        return "(unparseable URL)"
 
 
 class Gateway:

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..models import normalize_model
-from .client import GatewayError
+from .errors import GatewayError
 from .protocols import Profile
 from .providers import Judge
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import fields
 
-from .client import GatewayError, GatewayStats, Reply
+from .client import GatewayStats, Reply
+from .errors import GatewayError
 from .transport import Transport
 
 
