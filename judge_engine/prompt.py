@@ -28,7 +28,7 @@ from typing import Any
 from .redact import redact_many
 from .rubrics import Rubric
 from .sessions import EVENT, Message, Session
-from .sessions.binary import scrub
+from .sessions.binary import scrub_many
 from .taxonomy import Form
 from .verdict import SCHEMA, schema_for
 
@@ -319,9 +319,7 @@ def _blocks(
     texts = [session_line(session), _pretrim(task, limit_chars)]
     texts += [_pretrim(text, limit_chars) for parts in raw for _, _, text in parts]
     # Binary data never reaches the judge as text, whatever the adapter left.
-    scrubbed = [scrub(text) for text in texts]
-    texts = [text for text, _ in scrubbed]
-    binary = sum(count for _, count in scrubbed)
+    texts, binary = scrub_many(texts)
     count = 0
     if redact:
         texts, count = redact_many(texts, secrets)

@@ -12,7 +12,9 @@ triggers are looked for once over all the texts of a request, in one pass of an
 Aho-Corasick automaton (ahocorasick_rs) over the lower-cased text: clean text (the
 common case) costs one lower-casing and that pass, no regex. Measured on rendered
 requests of real-size rows (49 KB): 0.13 ms against 1.19 ms for the 37 substring scans
-it replaces, and one combined regular expression of the triggers is slower still.
+it replaces, and one combined regular expression of the triggers is slower still; over
+the text's UTF-8 bytes, first asking only whether any trigger occurs, an 83 KB request
+costs 0.16 ms against 0.26 ms over the text itself.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from ahocorasick_rs import AhoCorasick
+from ahocorasick_rs import BytesAhoCorasick, MatchKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +157,20 @@ def redact_many(texts: list[str], literals: tuple[str, ...] = ()) -> tuple[list[
 
 #: Every trigger of every shape, found in one pass.
 _TRIGGERS = sorted({t for shape in _SHAPES for t in shape.triggers})
-_AUTOMATON = AhoCorasick(_TRIGGERS)
+#: Whether any trigger occurs at all: a text that holds one has a leftmost-first match,
+#: so this is exact, and over bytes it is twice the speed of the overlapping search
+#: (0.09 against 0.21 ms for an 83 KB request), which then says which triggers occur.
+_ANY = BytesAhoCorasick([t.encode() for t in _TRIGGERS], matchkind=MatchKind.LeftmostFirst)
+_AUTOMATON = BytesAhoCorasick([t.encode() for t in _TRIGGERS])
 
 
 def _redact_shapes(texts: list[str]) -> tuple[list[str], int]:
-    joined = "\x00".join(texts).lower()
-    found = set(_AUTOMATON.find_matches_as_strings(joined, overlapping=True))
-    if not found:
+    joined = "\x00".join(texts).lower().encode("utf-8", "replace")
+    if not _ANY.find_matches_as_indexes(joined):
         return texts, 0
+    found = {
+        _TRIGGERS[i] for i, _, _ in _AUTOMATON.find_matches_as_indexes(joined, overlapping=True)
+    }
     shapes = [shape for shape in _SHAPES if not found.isdisjoint(shape.triggers)]
     if not shapes:
         return texts, 0

@@ -41,6 +41,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
@@ -296,6 +297,26 @@ def _context() -> SpawnContext | ForkServerContext:
     return context
 
 
+def _warm() -> None:
+    """Start the fork server now, when the sources are large enough that the pool will
+    start: it imports this module on another core while the run starts and reads its
+    first rows here, and the pool then forks its workers at once (started with the
+    pool, the run waited out the server's imports)."""
+    if isinstance(_context(), ForkServerContext):
+        forkserver.ensure_running()
+
+
+def _local_bytes(specs: Sequence[str]) -> int:
+    """The size of the sources that are local files (stdin and the hub count 0)."""
+    total = 0
+    for spec in specs:
+        try:
+            total += os.stat(spec).st_size if os.path.isfile(spec) else 0
+        except OSError:
+            continue
+    return total
+
+
 def _how(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         return f"killed by signal {-exitcode}"
@@ -360,7 +381,10 @@ class PreparedReader:
         pending: deque[_Pending] = deque()
         batch: list[Piece] = []
         size = work = read_bytes = read_rows = 0
-        for spec in expand(self._sources):
+        specs = expand(self._sources)
+        if self._workers > 1 and _local_bytes(specs) >= POOL_AFTER_BYTES:
+            _warm()
+        for spec in specs:
             for piece in iter_rows(spec, self._max_row_bytes, lazy=True):
                 piece = self._known_here(piece)
                 batch.append(piece)
