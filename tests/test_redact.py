@@ -51,3 +51,21 @@ def test_ordinary_text_is_untouched() -> None:
         "https://example.com/path ; Bearer of bad news; key = 3"
     )
     assert redact(plain) == (plain, 0)
+
+
+@pytest.mark.parametrize("padding", [0, 5000, 200_000])
+def test_short_and_long_texts_are_searched_alike(padding: int) -> None:
+    """Short texts are searched without the automaton (it lets go of the GIL on every
+    search); every shape is found the same at every length, in a text of several
+    parts, with non-ASCII text around it."""
+    filler = ("ordinary words, é ü 中文 " * (padding // 24 + 1))[:padding]
+    parts = [f"{filler}before {secret} after" for secret, _ in SECRETS]
+    parts.append(f"{filler}Authorization: Bearer abcdefghijklmnop123456")
+    parts.append(f'{filler}DB_PASSWORD="correct-horse-battery"')
+    text, count = redact("\n".join(parts))
+    assert count == len(SECRETS) + 2
+    for secret, kind in SECRETS:
+        assert secret not in text
+        assert f"before [REDACTED:{kind}] after" in text
+    assert "Bearer [REDACTED:bearer-token]" in text
+    assert 'DB_PASSWORD="[REDACTED:secret]"' in text
