@@ -698,14 +698,21 @@ class _Run:
 
     def _scrubbed(self, record: Record) -> Record:
         """The record without the run's credentials, whatever a gateway echoed."""
-        secrets = self.secrets
+        scrub = self.secrets.scrub_optional
+        reasoning, note = scrub(record.reasoning), scrub(record.failure_note)
+        thinking, raw, error = scrub(record.thinking), scrub(record.raw), scrub(record.error)
+        # A text with nothing to scrub comes back as the same object: the common case
+        # makes no new record (`replace` cost more than the scans).
+        if (
+            reasoning is record.reasoning
+            and note is record.failure_note
+            and thinking is record.thinking
+            and raw is record.raw
+            and error is record.error
+        ):
+            return record
         return replace(
-            record,
-            reasoning=secrets.scrub_optional(record.reasoning),
-            failure_note=secrets.scrub_optional(record.failure_note),
-            thinking=secrets.scrub_optional(record.thinking),
-            raw=secrets.scrub_optional(record.raw),
-            error=secrets.scrub_optional(record.error),
+            record, reasoning=reasoning, failure_note=note, thinking=thinking, raw=raw, error=error
         )
 
     # --- the writer -------------------------------------------------------------------
