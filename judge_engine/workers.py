@@ -389,7 +389,7 @@ class PreparedReader:
         specs = expand(self._sources)
         warmed: float | None = None
         # Not on a resume: the rows it knows are found here, and a finished run starts
-        # no pool at all (a fork server started for nothing cost it 0.6 s of 4.5).
+        # no pool at all (a server started early would be a process for nothing).
         if self._workers > 1 and self._known is None and _local_bytes(specs) >= POOL_AFTER_BYTES:
             warmed = _warm()
         for spec in specs:
