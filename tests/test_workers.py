@@ -414,3 +414,13 @@ async def test_a_script_without_the_main_guard_runs_as_it_would_in_one_process(
             )
     lines = [line for line in done.stdout.decode().splitlines() if line.startswith("STATUS")]
     assert [line.strip() for line in lines] == ["STATUS done 0 400"], done.stderr.decode()[-2000:]
+
+
+def test_workers_never_import_the_http_client() -> None:
+    """The fork server imports the worker module before the pool can start: reading and
+    rendering need no HTTP client, and importing aiohttp there cost 0.4 s a run."""
+    code = "import sys, judge_engine.workers; print('aiohttp' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"
