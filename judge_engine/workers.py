@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import stat
 import sys
 import threading
 import time
@@ -316,9 +317,10 @@ def _local_bytes(specs: Sequence[str]) -> int:
     total = 0
     for spec in specs:
         try:
-            total += os.stat(spec).st_size if os.path.isfile(spec) else 0
+            found = os.stat(spec)
         except OSError:
             continue
+        total += found.st_size if stat.S_ISREG(found.st_mode) else 0
     return total
 
 

@@ -90,11 +90,16 @@ def _run_marker(run: str) -> str | None:
     return f"[base64 data: {size_text(decoded_size(stripped))}]{run[len(stripped) :]}"
 
 
+def _candidates(text: str) -> bool:
+    """Whether `text` may hold a data URL or a base64 run (one translation, one search)."""
+    return "base64," in text or (
+        len(text) >= MIN_RUN and _NEEDLE in text.encode("utf-8", "replace").translate(_TABLE)
+    )
+
+
 def scrub(text: str) -> tuple[str, int]:
     """`text` with data URLs and base64 runs replaced by markers; how many were."""
-    if "base64," not in text and (
-        len(text) < MIN_RUN or _NEEDLE not in text.encode("utf-8", "replace").translate(_TABLE)
-    ):
+    if not _candidates(text):
         return text, 0
     count = 0
 
@@ -119,10 +124,7 @@ def scrub(text: str) -> tuple[str, int]:
 def scrub_many(texts: list[str]) -> tuple[list[str], int]:
     """`scrub` over several texts, looked through once: texts with neither a data URL
     nor a candidate run anywhere (the common case) come back as they are."""
-    joined = "\x00".join(texts)
-    if "base64," not in joined and _NEEDLE not in joined.encode("utf-8", "replace").translate(
-        _TABLE
-    ):
+    if not _candidates("\x00".join(texts)):  # NUL is outside the alphabet: no run spans two
         return texts, 0
     scrubbed = [scrub(text) for text in texts]
     return [text for text, _ in scrubbed], sum(count for _, count in scrubbed)
